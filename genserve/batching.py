@@ -1,0 +1,152 @@
+"""Adaptive batching: rows from concurrent requests run in one model call.
+
+A request submits a dict of arrays whose first dimension counts its rows. The
+batcher waits at most ``max_latency_ms`` after the first queued request for more,
+concatenates up to ``max_batch_size`` rows, runs the model once in a worker thread
+and hands each request back its own rows. The queue is bounded in rows: a request
+that would overflow it is refused at once with ``Overloaded``.
+
+Rows are independent in the models batched here, so a request's result does not
+depend on what it was batched with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from genserve.errors import Overloaded
+
+Arrays = dict[str, np.ndarray]
+
+
+@dataclass
+class _Pending:
+    inputs: Arrays
+    rows: int
+    enqueued: float
+    future: asyncio.Future[Arrays] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """What one model call saw; handed to the ``observe`` callback."""
+
+    rows: int
+    requests: int
+    queue_seconds: tuple[float, ...]
+    inference_seconds: float
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        run: Callable[[Arrays], Arrays],
+        *,
+        max_batch_size: int,
+        max_latency_ms: float,
+        max_queue: int,
+        observe: Callable[[BatchStats], None] | None = None,
+    ) -> None:
+        self._run = run
+        self.max_batch_size = max_batch_size
+        self.max_latency_s = max_latency_ms / 1000.0
+        self.max_queue = max_queue
+        self._observe = observe
+        self._queue: deque[_Pending] = deque()
+        self._queued_rows = 0
+        self._wakeup: asyncio.Event | None = None
+        self._worker: asyncio.Task[None] | None = None
+        # One thread: the model session parallelises inside a call.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    async def submit(self, inputs: Arrays) -> Arrays:
+        """Queue ``inputs`` (equal first dimensions) and await this request's outputs."""
+        rows = len(next(iter(inputs.values())))
+        if self._queued_rows + rows > self.max_queue:
+            raise Overloaded(
+                f"queue full ({self._queued_rows} of {self.max_queue} rows waiting); retry later",
+                retry_after_s=1.0,
+            )
+        loop = asyncio.get_running_loop()
+        if self._worker is None or self._worker.done():
+            self._wakeup = asyncio.Event()
+            self._worker = loop.create_task(self._loop())
+        pending = _Pending(inputs, rows, time.perf_counter(), loop.create_future())
+        self._queue.append(pending)
+        self._queued_rows += rows
+        assert self._wakeup is not None
+        self._wakeup.set()
+        return await pending.future
+
+    def _take_batch(self) -> list[_Pending]:
+        batch = [self._queue.popleft()]
+        rows = batch[0].rows
+        while self._queue and rows + self._queue[0].rows <= self.max_batch_size:
+            rows += self._queue[0].rows
+            batch.append(self._queue.popleft())
+        self._queued_rows -= rows
+        return batch
+
+    async def _loop(self) -> None:
+        assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            # Give concurrent requests a moment to join, unless the batch is already full.
+            deadline = self._queue[0].enqueued + self.max_latency_s
+            while (
+                self._queued_rows < self.max_batch_size
+                and (left := deadline - time.perf_counter()) > 0
+            ):
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), left)
+                except TimeoutError:
+                    break
+            batch = self._take_batch()
+            live = [p for p in batch if not p.future.cancelled()]
+            if not live:
+                continue
+            started = time.perf_counter()
+            merged = {k: np.concatenate([p.inputs[k] for p in live]) for k in live[0].inputs}
+            try:
+                outputs = await loop.run_in_executor(self._executor, self._run, merged)
+            except Exception as exc:  # every waiter gets the error; the loop goes on
+                for p in live:
+                    if not p.future.done():
+                        p.future.set_exception(exc)
+                continue
+            elapsed = time.perf_counter() - started
+            offset = 0
+            for p in live:
+                part = {k: v[offset : offset + p.rows] for k, v in outputs.items()}
+                offset += p.rows
+                if not p.future.done():
+                    p.future.set_result(part)
+            if self._observe is not None:
+                self._observe(
+                    BatchStats(
+                        rows=offset,
+                        requests=len(live),
+                        queue_seconds=tuple(started - p.enqueued for p in live),
+                        inference_seconds=elapsed,
+                    )
+                )
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)

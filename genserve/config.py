@@ -1,0 +1,68 @@
+"""Settings, read from ``GENSERVE_<SECTION>_<NAME>`` environment variables.
+
+Built once at start-up (``Settings()`` in a service's ``__init__`` or the CLI's
+``main``), never at import. Every default works on a laptop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class RuntimeSettings(BaseSettings):
+    """ONNX Runtime sessions (``GENSERVE_RUNTIME_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GENSERVE_RUNTIME_")
+
+    providers: str = Field(
+        "auto",
+        description="'auto' (TensorRT, then CUDA, then CPU, as available) or a comma-separated "
+        "list of ONNX Runtime execution providers, used in that order",
+    )
+    intra_op_threads: int = Field(0, ge=0, le=256, description="0 lets ONNX Runtime decide")
+    inter_op_threads: int = Field(1, ge=0, le=256)
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+    warmup: bool = True
+
+
+class ModelSettings(BaseSettings):
+    """Where built models live (``GENSERVE_MODELS_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GENSERVE_MODELS_")
+
+    dir: Path = Field(PROJECT_ROOT / "build" / "models", description="built model folders")
+    verify: bool = Field(True, description="check every file's sha256 on load")
+
+
+class ServerSettings(BaseSettings):
+    """HTTP limits shared by the services (``GENSERVE_SERVER_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GENSERVE_SERVER_")
+
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
+
+
+class GanSettings(BaseSettings):
+    """The GAN service (``GENSERVE_GAN_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GENSERVE_GAN_")
+
+    model: str = Field("gan", description="model folder name under GENSERVE_MODELS_DIR")
+    max_batch_size: int = Field(64, ge=1, le=1024, description="rows per ONNX Runtime call")
+    max_latency_ms: float = Field(4.0, ge=0.0, le=1000.0, description="wait to fill a batch")
+    max_queue: int = Field(1024, ge=1, le=1_000_000, description="queued rows before 503")
+
+
+class Settings(BaseSettings):
+    """All settings. Construct once at start-up."""
+
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    gan: GanSettings = Field(default_factory=GanSettings)

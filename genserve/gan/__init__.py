@@ -1,0 +1,1 @@
+"""GAN sampling: a class-conditional generator run in ONNX Runtime."""

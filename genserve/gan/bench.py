@@ -1,0 +1,111 @@
+"""``genserve bench gan``: ONNX Runtime against PyTorch eager on the same weights.
+
+Both run in this process with the same thread count, one after the other for each
+batch size, and the table reports samples per second and their ratio.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genserve.config import RuntimeSettings
+
+
+def _rate(fn: Callable[[], object], batch: int, seconds: float) -> float:
+    fn()  # warm
+    runs, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds or runs < 3:
+        fn()
+        runs += 1
+    return runs * batch / elapsed
+
+
+def bench(
+    weights_dir: Path, model_dir: Path, *, threads: int, seconds: float, batches: tuple[int, ...]
+) -> list[dict[str, Any]]:
+    import torch
+    from tqdm import tqdm
+
+    from genserve.gan.export import load_generator
+    from genserve.gan.sampler import GanSampler
+
+    torch.set_num_threads(threads)
+    g, _ = load_generator(weights_dir)
+    sampler = GanSampler(model_dir, RuntimeSettings(intra_op_threads=threads))
+    rows = []
+    for batch in tqdm(batches, desc="bench gan", unit="batch size"):
+        r = sampler.sample_rows(batch, seed=0, digit=None, truncation=1.0)
+        zt, yt = torch.from_numpy(r.z), torch.from_numpy(r.class_weights)
+
+        def eager(zt: torch.Tensor = zt, yt: torch.Tensor = yt) -> object:
+            with torch.inference_mode():
+                return g(zt, yt)
+
+        feeds = r.feeds()
+
+        def ort(feeds: dict[str, np.ndarray] = feeds) -> object:
+            return sampler.generate(feeds)
+
+        ort_rate = _rate(ort, batch, seconds)
+        torch_rate = _rate(eager, batch, seconds)
+        rows.append(
+            {
+                "batch": batch,
+                "onnxruntime_samples_per_s": ort_rate,
+                "torch_eager_samples_per_s": torch_rate,
+                "ratio": ort_rate / torch_rate,
+            }
+        )
+    return rows
+
+
+def startup_seconds(timeout: float = 60.0) -> float:
+    """Wall time from launching ``bentoml serve services.gan:GanService`` to /readyz 200."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    from genserve.config import PROJECT_ROOT
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            "services.gan:GanService",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        while time.perf_counter() - started < timeout:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    return time.perf_counter() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"GAN service not ready after {timeout}s")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

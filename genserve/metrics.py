@@ -1,0 +1,49 @@
+"""Every Prometheus metric genserve records, defined once.
+
+Names carry the ``genserve_`` prefix and their unit; labels come from small fixed
+sets. BentoML's own ``bentoml_service_*`` request metrics are kept, not repeated.
+In a BentoML worker, PROMETHEUS_MULTIPROC_DIR is set before the service module is
+imported, so these land in BentoML's multiprocess registry and on its /metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import Counter, Histogram
+
+from genserve.batching import BatchStats
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+STAGE_SECONDS = Histogram(
+    "genserve_stage_duration_seconds",
+    "Time a request spends in each stage: queue (waiting for a batch), inference "
+    "(the model call of its batch), postprocess (encoding the response)",
+    ["model", "stage"],
+    buckets=_LATENCY_BUCKETS,
+)
+BATCH_SIZE = Histogram(
+    "genserve_batch_size",
+    "Rows (images, sequences) per model call",
+    ["model"],
+    buckets=_BATCH_BUCKETS,
+)
+SAMPLES = Counter(
+    "genserve_samples",
+    "Images produced by the GAN sampler (samples and interpolation frames)",
+    ["model"],
+)
+
+
+def batch_observer(model: str) -> Callable[[BatchStats], None]:
+    """A MicroBatcher ``observe`` callback recording queue, inference and batch size."""
+
+    def observe(stats: BatchStats) -> None:
+        for q in stats.queue_seconds:
+            STAGE_SECONDS.labels(model, "queue").observe(q)
+        STAGE_SECONDS.labels(model, "inference").observe(stats.inference_seconds)
+        BATCH_SIZE.labels(model).observe(stats.rows)
+
+    return observe

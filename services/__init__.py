@@ -1,0 +1,1 @@
+"""BentoML services: thin wire layers over the genserve library."""

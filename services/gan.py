@@ -1,0 +1,191 @@
+"""GAN sampling service: digits from a class-conditional generator in ONNX Runtime.
+
+POST /v1/samples      1..64 images of one digit or random digits (PNG, base64 JSON or a grid)
+POST /v1/interpolate  2..64 frames between two seeds (animated GIF, PNG strip or JSON)
+GET  /v1/model        the loaded model: manifest, tensors, execution provider
+
+Concurrent requests are batched row by row into one ONNX Runtime call; a row's
+pixels do not depend on what it was batched with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import secrets
+from typing import Annotated, Any, Literal
+
+import bentoml
+import numpy as np
+from fastapi import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from genserve import images
+from genserve.batching import MicroBatcher
+from genserve.config import Settings
+from genserve.errors import InvalidInput
+from genserve.gan.sampler import (
+    MAX_FRAMES,
+    MAX_SAMPLES,
+    MAX_SEED,
+    MIN_FRAMES,
+    GanSampler,
+    Rows,
+    to_uint8,
+)
+from genserve.metrics import SAMPLES, STAGE_SECONDS, batch_observer
+from services.web import Limits, create_app
+
+log = logging.getLogger("genserve.gan")
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="0 .. 2**64-1")]
+Digit = Annotated[int, Field(ge=0, le=9)]
+Truncation = Annotated[
+    float,
+    Field(gt=0.0, le=1.0, description="scales the latent toward the mean: lower = more typical"),
+]
+
+
+class SampleRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    digit: Digit | None = Field(None, description="the digit to draw; omitted = one per seed")
+    n: int = Field(1, ge=1, le=MAX_SAMPLES, description="number of images")
+    seed: Seed | None = Field(None, description="omitted = random; echoed in the response")
+    truncation: Truncation = 1.0
+    format: Literal["json", "png", "grid"] = Field(
+        "json", description="json: base64 PNGs; png: one image (n=1); grid: one PNG of all"
+    )
+
+
+class InterpolateRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    seed_a: Seed
+    seed_b: Seed
+    frames: int = Field(16, ge=MIN_FRAMES, le=MAX_FRAMES)
+    digit_a: Digit | None = Field(None, description="class at the start; omitted = seed's own")
+    digit_b: Digit | None = Field(None, description="class at the end; omitted = seed's own")
+    truncation: Truncation = 1.0
+    format: Literal["gif", "png", "json"] = Field("gif", description="png: frames in a strip")
+    frame_ms: int = Field(80, ge=20, le=2000, description="GIF frame duration")
+
+
+class EncodedImage(BaseModel):
+    digit: int | None = Field(description="None for frames between two different digits")
+    png_base64: str
+
+
+class ImagesResponse(BaseModel):
+    seed: int
+    width: int
+    height: int
+    images: list[EncodedImage]
+
+
+limits = Limits()
+app = create_app(
+    "genserve GAN",
+    "Class-conditional digit GAN served from ONNX Runtime. Errors: "
+    '{"error": {"code", "message", "field", "request_id"}}.',
+    limits,
+)
+
+
+@bentoml.service(name="gan", workers=1, traffic={"timeout": 30})
+@bentoml.asgi_app(app, path="/v1")
+class GanService:
+    def __init__(self) -> None:
+        settings = Settings()
+        limits.max_body_bytes = settings.server.max_body_bytes
+        self.model = settings.gan.model
+        self.sampler = GanSampler.from_models_dir(
+            settings.models.dir, self.model, settings.runtime, verify=settings.models.verify
+        )
+        self.batcher = MicroBatcher(
+            lambda feeds: {"image": self.sampler.generate(feeds)},
+            max_batch_size=settings.gan.max_batch_size,
+            max_latency_ms=settings.gan.max_latency_ms,
+            max_queue=settings.gan.max_queue,
+            observe=batch_observer(self.model),
+        )
+        self.ready = True  # the session has warmed up in GanSampler's constructor
+
+    def __is_ready__(self) -> bool:
+        return getattr(self, "ready", False)
+
+    async def _pixels(self, rows: Rows) -> np.ndarray:
+        out = await self.batcher.submit(rows.feeds())
+        SAMPLES.labels(self.model).inc(len(rows.digits))
+        return to_uint8(out["image"])
+
+    async def _encode(self, fn: Any, *args: Any) -> Any:
+        with STAGE_SECONDS.labels(self.model, "postprocess").time():
+            return await asyncio.to_thread(fn, *args)
+
+    @app.post("/samples", response_model=ImagesResponse)
+    async def samples(self, req: SampleRequest) -> Any:
+        """Sample ``n`` images. The same seed and parameters give the same bytes."""
+        if req.format == "png" and req.n != 1:
+            raise InvalidInput(
+                "format 'png' returns one image; use 'grid' or 'json'", field="format"
+            )
+        seed = secrets.randbits(48) if req.seed is None else req.seed
+        rows = self.sampler.sample_rows(req.n, seed, req.digit, req.truncation)
+        pixels = await self._pixels(rows)
+        headers = {"x-genserve-seed": str(seed), "x-genserve-digits": _digits(rows.digits)}
+        if req.format == "png":
+            return Response(await self._encode(images.png, pixels[0]), 200, headers, "image/png")
+        if req.format == "grid":
+            data = await self._encode(lambda: images.png(images.grid(list(pixels))))
+            return Response(data, 200, headers, "image/png")
+        encoded = await self._encode(lambda: [images.png(p) for p in pixels])
+        return _json_images(seed, pixels, rows, encoded)
+
+    @app.post("/interpolate", response_model=ImagesResponse)
+    async def interpolate(self, req: InterpolateRequest) -> Any:
+        """Frames along the latent path from seed_a's image to seed_b's."""
+        rows = self.sampler.interpolation_rows(
+            req.seed_a, req.seed_b, req.frames, req.truncation, req.digit_a, req.digit_b
+        )
+        pixels = await self._pixels(rows)
+        headers = {"x-genserve-digits": _digits(rows.digits)}
+        if req.format == "gif":
+            data = await self._encode(images.gif, list(pixels), req.frame_ms)
+            return Response(data, 200, headers, "image/gif")
+        if req.format == "png":
+            data = await self._encode(lambda: images.png(images.strip(list(pixels))))
+            return Response(data, 200, headers, "image/png")
+        encoded = await self._encode(lambda: [images.png(p) for p in pixels])
+        return _json_images(req.seed_a, pixels, rows, encoded)
+
+    @app.get("/model")
+    async def model_info(self) -> dict[str, Any]:
+        """The served model's manifest summary and the execution provider in use."""
+        m = self.sampler.manifest
+        return {
+            "name": m.name,
+            "kind": m.kind,
+            "config": m.config,
+            "inputs": [t.to_dict() for t in m.inputs],
+            "outputs": [t.to_dict() for t in m.outputs],
+            "provider": self.sampler.session.provider,
+            "source": m.source,
+        }
+
+
+def _digits(digits: tuple[int | None, ...]) -> str:
+    return ",".join("-" if d is None else str(d) for d in digits)
+
+
+def _json_images(seed: int, pixels: np.ndarray, rows: Rows, encoded: list[bytes]) -> ImagesResponse:
+    return ImagesResponse(
+        seed=seed,
+        width=int(pixels.shape[2]),
+        height=int(pixels.shape[1]),
+        images=[
+            EncodedImage(digit=d, png_base64=base64.b64encode(b).decode("ascii"))
+            for d, b in zip(rows.digits, encoded, strict=True)
+        ],
+    )

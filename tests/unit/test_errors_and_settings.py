@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from genserve.config import Settings
+from genserve.errors import GenserveError, InvalidInput, ModelIntegrityError, Overloaded
+
+
+def test_client_error_names_the_field() -> None:
+    body = InvalidInput("n must be in [1, 64]", field="n").to_dict("rid")
+    assert body == {
+        "error": {
+            "code": "invalid_input",
+            "message": "n must be in [1, 64]",
+            "field": "n",
+            "request_id": "rid",
+        }
+    }
+
+
+def test_server_error_says_only_the_request_id() -> None:
+    body = ModelIntegrityError("/secret/path/model.onnx changed").to_dict("rid")["error"]
+    assert "/secret" not in body["message"] and body["request_id"] == "rid"
+    assert body["code"] == "model_integrity"
+
+
+def test_every_error_class_has_a_distinct_code_and_valid_statuses() -> None:
+    classes = [GenserveError, *_subclasses(GenserveError)]
+    codes = [c.code for c in classes]
+    assert len(codes) == len(set(codes))
+    for c in classes:
+        assert 400 <= c.http_status < 600 and c.grpc_code.isupper()
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [s for c in cls.__subclasses__() for s in (c, *_subclasses(c))]
+
+
+def test_overloaded_carries_retry_after() -> None:
+    exc = Overloaded("full", retry_after_s=2)
+    assert exc.http_status == 503 and exc.retry_after_s == 2
+
+
+def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENSERVE_GAN_MAX_BATCH_SIZE", "8")
+    monkeypatch.setenv("GENSERVE_RUNTIME_PROVIDERS", "CPUExecutionProvider")
+    s = Settings()
+    assert s.gan.max_batch_size == 8 and s.runtime.providers == "CPUExecutionProvider"
+
+
+def test_settings_reject_out_of_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENSERVE_GAN_MAX_BATCH_SIZE", "0")
+    with pytest.raises(ValidationError, match="max_batch_size"):
+        Settings()
