@@ -36,14 +36,6 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 
-class RequestIdFilter(logging.Filter):
-    """Adds ``request_id`` to every log record (format with ``%(request_id)s``)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True
-
-
 def error_response(exc: GenserveError) -> JSONResponse:
     headers = {REQUEST_ID_HEADER: request_id_var.get()}
     if exc.retry_after_s is not None:
@@ -166,12 +158,12 @@ def create_app(title: str, description: str, limits: Limits) -> FastAPI:
     @app.exception_handler(GenserveError)
     async def _genserve(_: Request, exc: GenserveError) -> JSONResponse:
         if not exc.is_client_error:
-            log.error("request failed: %s", exc.message)
+            log.error("request %s failed: %s", request_id_var.get(), exc.message)
         return error_response(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
+        log.exception("request %s failed", request_id_var.get())
         return error_response(GenserveError("unhandled error"))
 
     app.add_middleware(WireMiddleware, limits=limits)
