@@ -7,9 +7,8 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 MODELS_DIR ?= build/models
 HOST ?= 127.0.0.1
-GAN_PORT ?= 3000
 
-.PHONY: up test install models lint typecheck unit integration e2e bench train-gan clean
+.PHONY: up test install models lint typecheck bench train-gan train-translation clean
 
 install: $(VENV)/.installed
 
@@ -20,20 +19,19 @@ $(VENV)/.installed: requirements/serve.txt requirements/dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-models: $(MODELS_DIR)/gan/genserve.json
+models: $(MODELS_DIR)/gan/genserve.json $(MODELS_DIR)/translation/genserve.json
 
 # ONNX is built from the committed weights, never retrained here.
 $(MODELS_DIR)/gan/genserve.json: models/gan/genserve.json models/gan/generator.safetensors \
 		genserve/gan/export.py genserve/gan/model.py $(VENV)/.installed
 	$(BIN)/genserve models export gan --out $(MODELS_DIR)/gan
 
+$(MODELS_DIR)/translation/genserve.json: $(wildcard models/translation/*) \
+		genserve/translation/export.py $(VENV)/.installed
+	$(BIN)/genserve models export translation --out $(MODELS_DIR)/translation
+
 up: install models
-	@echo "genserve GAN service (demo model, no auth: local development)"
-	@echo "  REST     http://$(HOST):$(GAN_PORT)/v1/samples  /v1/interpolate  /v1/model"
-	@echo "  API docs http://$(HOST):$(GAN_PORT)/v1/docs"
-	@echo "  metrics  http://$(HOST):$(GAN_PORT)/metrics"
-	GENSERVE_MODELS_DIR=$(MODELS_DIR) $(BIN)/bentoml serve services.gan:GanService \
-		--host $(HOST) --port $(GAN_PORT)
+	GENSERVE_MODELS_DIR=$(abspath $(MODELS_DIR)) $(BIN)/genserve serve --host $(HOST)
 
 lint: install
 	$(BIN)/ruff check .
@@ -47,9 +45,13 @@ test: install models lint typecheck
 
 bench: install models
 	$(BIN)/genserve bench gan
+	$(BIN)/genserve bench translation
 
 train-gan: install
 	$(BIN)/genserve models train gan
+
+train-translation: install
+	$(BIN)/genserve models train translation
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -19,7 +19,7 @@ from genserve.errors import InvalidInput, ModelIntegrityError, NotFound
 
 MANIFEST_NAME = "genserve.json"
 FORMAT_VERSION = 1
-ALLOWED_SUFFIXES = (".onnx", ".safetensors", ".json", ".model", ".txt", ".data")
+ALLOWED_SUFFIXES = (".onnx", ".safetensors", ".json", ".model", ".spm", ".txt", ".data")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -83,11 +83,18 @@ def sha256_file(path: Path) -> str:
 
 
 def _check_file_name(folder: Path, name: str) -> Path:
-    """A manifest file name must be a plain name inside the folder, of an allowed type."""
-    if not _NAME.match(name) or not name.endswith(ALLOWED_SUFFIXES):
+    """A manifest file name: a relative path of plain names (a diffusers pipeline has
+    sub-folders), inside the folder, of an allowed type; never absolute, never "..",
+    never pickle."""
+    parts = name.split("/")
+    if (
+        not all(_NAME.match(p) for p in parts)
+        or len(parts) > 3
+        or not name.endswith(ALLOWED_SUFFIXES)
+    ):
         raise ModelIntegrityError(
-            f"manifest in {folder} lists {name!r}: only plain names ending in "
-            f"{', '.join(ALLOWED_SUFFIXES)} are allowed (no paths, no pickle)"
+            f"manifest in {folder} lists {name!r}: only relative paths of plain names ending "
+            f"in {', '.join(ALLOWED_SUFFIXES)} are allowed (no '..', no pickle)"
         )
     return folder / name
 

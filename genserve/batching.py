@@ -1,10 +1,12 @@
 """Adaptive batching: rows from concurrent requests run in one model call.
 
-A request submits a dict of arrays whose first dimension counts its rows. The
-batcher waits at most ``max_latency_ms`` after the first queued request for more,
-concatenates up to ``max_batch_size`` rows, runs the model once in a worker thread
-and hands each request back its own rows. The queue is bounded in rows: a request
-that would overflow it is refused at once with ``Overloaded``.
+A request submits a list of rows (latents, token sequences) and a ``key``: only
+requests with equal keys (the same decoding options, image size, steps...) share a
+call. The batcher waits at most ``max_latency_ms`` after the first queued request for
+more, joins up to ``max_batch_size`` rows of compatible requests in queue order, runs
+``run(rows, key)`` once in a worker thread and hands each request back its own slice
+of the results. The queue is bounded in rows: a request that would overflow it is
+refused at once with ``Overloaded``.
 
 Rows are independent in the models batched here, so a request's result does not
 depend on what it was batched with.
@@ -15,23 +17,28 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
-import numpy as np
-
+from genserve.config import BatchingSettings
 from genserve.errors import Overloaded
 
-Arrays = dict[str, np.ndarray]
+# run(rows, key) -> results sliceable by row (a list, or an array with rows first)
+RunFn = Callable[[list[Any], Any], Any]
 
 
 @dataclass
 class _Pending:
-    inputs: Arrays
-    rows: int
+    items: Sequence[Any]
+    key: Hashable
     enqueued: float
-    future: asyncio.Future[Arrays] = field(repr=False)
+    future: asyncio.Future[Sequence[Any]] = field(repr=False)
+
+    @property
+    def rows(self) -> int:
+        return len(self.items)
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ class BatchStats:
 class MicroBatcher:
     def __init__(
         self,
-        run: Callable[[Arrays], Arrays],
+        run: RunFn,
         *,
         max_batch_size: int,
         max_latency_ms: float,
@@ -66,13 +73,25 @@ class MicroBatcher:
         # One thread: the model session parallelises inside a call.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
 
+    @classmethod
+    def from_settings(
+        cls, run: RunFn, settings: BatchingSettings, observe: Callable[[BatchStats], None]
+    ) -> MicroBatcher:
+        return cls(
+            run,
+            max_batch_size=settings.max_batch_size,
+            max_latency_ms=settings.max_latency_ms,
+            max_queue=settings.max_queue,
+            observe=observe,
+        )
+
     @property
     def queued_rows(self) -> int:
         return self._queued_rows
 
-    async def submit(self, inputs: Arrays) -> Arrays:
-        """Queue ``inputs`` (equal first dimensions) and await this request's outputs."""
-        rows = len(next(iter(inputs.values())))
+    async def submit(self, items: Sequence[Any], key: Hashable = None) -> Sequence[Any]:
+        """Queue ``items`` (one per row) and await their results, in order."""
+        rows = len(items)
         if self._queued_rows + rows > self.max_queue:
             raise Overloaded(
                 f"queue full ({self._queued_rows} of {self.max_queue} rows waiting); retry later",
@@ -82,7 +101,7 @@ class MicroBatcher:
         if self._worker is None or self._worker.done():
             self._wakeup = asyncio.Event()
             self._worker = loop.create_task(self._loop())
-        pending = _Pending(inputs, rows, time.perf_counter(), loop.create_future())
+        pending = _Pending(items, key, time.perf_counter(), loop.create_future())
         self._queue.append(pending)
         self._queued_rows += rows
         assert self._wakeup is not None
@@ -90,11 +109,17 @@ class MicroBatcher:
         return await pending.future
 
     def _take_batch(self) -> list[_Pending]:
-        batch = [self._queue.popleft()]
-        rows = batch[0].rows
-        while self._queue and rows + self._queue[0].rows <= self.max_batch_size:
-            rows += self._queue[0].rows
-            batch.append(self._queue.popleft())
+        """The oldest request and, in queue order, compatible ones that still fit."""
+        first = self._queue.popleft()
+        batch, rows, rest = [first], first.rows, deque[_Pending]()
+        while self._queue:
+            p = self._queue.popleft()
+            if p.key == first.key and rows + p.rows <= self.max_batch_size:
+                batch.append(p)
+                rows += p.rows
+            else:
+                rest.append(p)
+        self._queue = rest
         self._queued_rows -= rows
         return batch
 
@@ -121,9 +146,9 @@ class MicroBatcher:
             if not live:
                 continue
             started = time.perf_counter()
-            merged = {k: np.concatenate([p.inputs[k] for p in live]) for k in live[0].inputs}
+            merged = [item for p in live for item in p.items]
             try:
-                outputs = await loop.run_in_executor(self._executor, self._run, merged)
+                outputs = await loop.run_in_executor(self._executor, self._run, merged, live[0].key)
             except Exception as exc:  # every waiter gets the error; the loop goes on
                 for p in live:
                     if not p.future.done():
@@ -132,7 +157,7 @@ class MicroBatcher:
             elapsed = time.perf_counter() - started
             offset = 0
             for p in live:
-                part = {k: v[offset : offset + p.rows] for k, v in outputs.items()}
+                part = outputs[offset : offset + p.rows]
                 offset += p.rows
                 if not p.future.done():
                     p.future.set_result(part)

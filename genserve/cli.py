@@ -1,4 +1,4 @@
-"""The ``genserve`` command: train, export and verify models; run benchmarks."""
+"""The ``genserve`` command: train, export, pull and verify models; run benchmarks."""
 
 from __future__ import annotations
 
@@ -8,26 +8,61 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from genserve.config import PROJECT_ROOT, Settings
 from genserve.errors import GenserveError
 
-KINDS = ("gan",)
+KINDS = ("gan", "translation", "imagegen")
+
+
+def _train(kind: str, out: Path, steps: int | None) -> dict[str, Any]:
+    overrides: dict[str, Any] = {"steps": steps} if steps else {}
+    if kind == "gan":
+        from genserve.gan.train import train as train_gan
+
+        return train_gan(out, **overrides)
+    if kind == "imagegen":
+        from genserve.imagegen.train import train as train_imagegen
+
+        overrides = {"unet_steps": steps} if steps else {}
+        return train_imagegen(out, **overrides)
+    from genserve.translation.train import train as train_translation
+
+    return train_translation(out, **overrides)
+
+
+def _export(kind: str, weights: Path, out: Path) -> dict[str, Any]:
+    if kind == "gan":
+        from genserve.gan.export import export as export_gan
+
+        return export_gan(weights, out)
+    if kind == "imagegen":
+        from genserve.imagegen.export import export as export_imagegen
+
+        return export_imagegen(weights, out)
+    from genserve.translation.export import export as export_translation
+
+    return export_translation(weights, out)
 
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "train":
-        from genserve.gan.train import train
-
         out = Path(args.out or PROJECT_ROOT / "models" / args.kind)
-        overrides = {"steps": args.steps} if args.steps else {}
-        print(json.dumps(train(out, **overrides), indent=2))
+        print(json.dumps(_train(args.kind, out, args.steps), indent=2))
     elif args.action == "export":
-        from genserve.gan.export import export
-
-        weights = Path(args.weights or PROJECT_ROOT / "models" / args.kind)
+        weights = Path(args.folder or PROJECT_ROOT / "models" / args.kind)
         out = Path(args.out or settings.models.dir / args.kind)
-        print(json.dumps(export(weights, out), indent=2))
+        print(json.dumps(_export(args.kind, weights, out), indent=2))
+    elif args.action == "pull":
+        from genserve.hub import pull
+
+        name = args.hub_id.replace("/", "--")
+        folder = pull(
+            args.kind, args.hub_id, PROJECT_ROOT / "build" / "pulled" / name, args.revision
+        )
+        print(json.dumps(_export(args.kind, folder, settings.models.dir / name), indent=2))
+        print(f"serve it with GENSERVE_{args.kind.upper()}_MODEL={name}")
     elif args.action == "verify":
         from genserve.artifacts import load_manifest
 
@@ -37,6 +72,14 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.kind == "translation":
+        from genserve.translation.bench import main as bench_translation
+
+        return bench_translation(threads=args.threads, seconds=args.seconds)
+    if args.kind == "imagegen":
+        from genserve.imagegen.bench import main as bench_imagegen
+
+        return bench_imagegen(threads=args.threads)
     from genserve.gan.bench import bench, startup_seconds
 
     rows = bench(
@@ -62,18 +105,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="genserve", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    models = sub.add_parser("models", help="train, export and verify models")
+    models = sub.add_parser("models", help="train, export, pull and verify models")
     msub = models.add_subparsers(dest="action", required=True)
     p = msub.add_parser("train", help="train a demo model from the project's own data")
     p.add_argument("kind", choices=KINDS)
     p.add_argument("--out", help="weights folder (default models/<kind>)")
     p.add_argument("--steps", type=int, help="override the recipe's step count")
-    p = msub.add_parser("export", help="build the ONNX model folder from committed weights")
+    p = msub.add_parser("export", help="build the ONNX model folder from a weights folder")
     p.add_argument("kind", choices=KINDS)
-    p.add_argument("--weights", help="weights folder (default models/<kind>)")
+    p.add_argument("folder", nargs="?", help="weights folder (default models/<kind>)")
     p.add_argument("--out", help="output folder (default $GENSERVE_MODELS_DIR/<kind>)")
+    p = msub.add_parser("pull", help="download a hub checkpoint (network), then export it")
+    p.add_argument("kind", choices=("translation",))
+    p.add_argument("hub_id", help="e.g. Helsinki-NLP/opus-mt-en-fr")
+    p.add_argument("--revision")
     p = msub.add_parser("verify", help="check a model folder against its manifest")
     p.add_argument("folder")
+
+    s = sub.add_parser("serve", help="start every model service on loopback ports (make up)")
+    s.add_argument("--host", default="127.0.0.1")
 
     b = sub.add_parser("bench", help="benchmarks, side by side in one run")
     b.add_argument("kind", choices=KINDS)
@@ -85,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = Settings()
     try:
+        if args.command == "serve":
+            from genserve.launcher import serve
+
+            return serve(args.host)
         return {"models": _models, "bench": _bench}[args.command](args, settings)
     except GenserveError as exc:
         print(f"genserve: error: {exc.message}", file=sys.stderr)

@@ -48,15 +48,43 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
 
 
-class GanSettings(BaseSettings):
+class BatchingSettings(BaseSettings):
+    """Adaptive batching of one model service."""
+
+    max_batch_size: int = Field(64, ge=1, le=1024, description="rows per ONNX Runtime call")
+    max_latency_ms: float = Field(4.0, ge=0.0, le=1000.0, description="wait to fill a batch")
+    max_queue: int = Field(1024, ge=1, le=1_000_000, description="queued rows before 503")
+
+
+class GanSettings(BatchingSettings):
     """The GAN service (``GENSERVE_GAN_*``)."""
 
     model_config = SettingsConfigDict(env_prefix="GENSERVE_GAN_")
 
     model: str = Field("gan", description="model folder name under GENSERVE_MODELS_DIR")
-    max_batch_size: int = Field(64, ge=1, le=1024, description="rows per ONNX Runtime call")
-    max_latency_ms: float = Field(4.0, ge=0.0, le=1000.0, description="wait to fill a batch")
-    max_queue: int = Field(1024, ge=1, le=1_000_000, description="queued rows before 503")
+
+
+class TranslationSettings(BatchingSettings):
+    """The translation service (``GENSERVE_TRANSLATION_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GENSERVE_TRANSLATION_")
+
+    model: str = Field("translation", description="model folder name under GENSERVE_MODELS_DIR")
+    max_batch_size: int = Field(32, ge=1, le=1024, description="texts per ONNX Runtime batch")
+    max_latency_ms: float = Field(5.0, ge=0.0, le=1000.0, description="wait to fill a batch")
+    max_queue: int = Field(512, ge=1, le=1_000_000, description="queued texts before 503")
+
+
+class ImagegenSettings(BatchingSettings):
+    """The image generation service (``GENSERVE_IMAGEGEN_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GENSERVE_IMAGEGEN_")
+
+    model: str = Field("imagegen", description="model folder name under GENSERVE_MODELS_DIR")
+    max_batch_size: int = Field(16, ge=1, le=256, description="images per UNet batch")
+    max_latency_ms: float = Field(10.0, ge=0.0, le=1000.0, description="wait to fill a batch")
+    max_queue: int = Field(128, ge=1, le=100_000, description="queued images before 503")
+    max_jobs: int = Field(32, ge=1, le=10_000, description="unfinished async jobs before 503")
 
 
 class Settings(BaseSettings):
@@ -66,3 +94,5 @@ class Settings(BaseSettings):
     models: ModelSettings = Field(default_factory=ModelSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     gan: GanSettings = Field(default_factory=GanSettings)
+    translation: TranslationSettings = Field(default_factory=TranslationSettings)
+    imagegen: ImagegenSettings = Field(default_factory=ImagegenSettings)

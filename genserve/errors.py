@@ -97,6 +97,13 @@ class ModelIntegrityError(GenserveError):
     code = "model_integrity"
 
 
+class ExportError(GenserveError):
+    """An exported model does not match its source (parity check failed) or cannot be
+    exported safely (no safetensors weights)."""
+
+    code = "export_failed"
+
+
 class ConfigError(GenserveError):
     """A setting cannot be honoured (unknown execution provider, bad models folder)."""
 

@@ -37,6 +37,13 @@ SAMPLES = Counter(
 )
 
 
+TOKENS = Counter(
+    "genserve_tokens",
+    "Tokens read (direction=input, source tokens) and written (direction=output) by translation",
+    ["model", "direction"],
+)
+
+
 def batch_observer(model: str) -> Callable[[BatchStats], None]:
     """A MicroBatcher ``observe`` callback recording queue, inference and batch size."""
 

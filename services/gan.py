@@ -103,12 +103,10 @@ class GanService:
         self.sampler = GanSampler.from_models_dir(
             settings.models.dir, self.model, settings.runtime, verify=settings.models.verify
         )
-        self.batcher = MicroBatcher(
-            lambda feeds: {"image": self.sampler.generate(feeds)},
-            max_batch_size=settings.gan.max_batch_size,
-            max_latency_ms=settings.gan.max_latency_ms,
-            max_queue=settings.gan.max_queue,
-            observe=batch_observer(self.model),
+        self.batcher = MicroBatcher.from_settings(
+            lambda rows, _: self.sampler.generate_rows(rows),
+            settings.gan,
+            batch_observer(self.model),
         )
         self.ready = True  # the session has warmed up in GanSampler's constructor
 
@@ -116,9 +114,9 @@ class GanService:
         return getattr(self, "ready", False)
 
     async def _pixels(self, rows: Rows) -> np.ndarray:
-        out = await self.batcher.submit(rows.feeds())
+        images = await self.batcher.submit(rows.split())
         SAMPLES.labels(self.model).inc(len(rows.digits))
-        return to_uint8(out["image"])
+        return to_uint8(np.stack(images))
 
     async def _encode(self, fn: Any, *args: Any) -> Any:
         with STAGE_SECONDS.labels(self.model, "postprocess").time():

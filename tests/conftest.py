@@ -23,3 +23,31 @@ def gan_sampler(gan_model_dir: Path):
     from genserve.gan.sampler import GanSampler
 
     return GanSampler(gan_model_dir, RuntimeSettings())
+
+
+@pytest.fixture(scope="session")
+def translation_model_dir() -> Path:
+    folder = MODELS_DIR / "translation"
+    assert (folder / "genserve.json").is_file(), "build the models first: make models"
+    return folder
+
+
+@pytest.fixture(scope="session")
+def translator(translation_model_dir: Path):
+    from genserve.translation.translator import Translator
+
+    return Translator(translation_model_dir, RuntimeSettings())
+
+
+@pytest.fixture(scope="session")
+def imagegen_model_dir() -> Path:
+    folder = MODELS_DIR / "imagegen"
+    assert (folder / "genserve.json").is_file(), "build the models first: make models"
+    return folder
+
+
+@pytest.fixture(scope="session")
+def image_pipeline(imagegen_model_dir: Path):
+    from genserve.imagegen.pipeline import ImagePipeline
+
+    return ImagePipeline(imagegen_model_dir, RuntimeSettings())

@@ -13,15 +13,11 @@ import numpy as np
 
 from genserve.artifacts import load_manifest, write_manifest
 from genserve.config import PROJECT_ROOT, RuntimeSettings
-from genserve.errors import GenserveError
+from genserve.errors import ExportError
 from genserve.gan.sampler import MODEL_FILE
 from genserve.gan.train import WEIGHTS_FILE
 
 OPSET = 18
-
-
-class ExportError(GenserveError):
-    code = "export_failed"
 
 
 def _display(path: Path) -> str:

@@ -36,6 +36,10 @@ class Rows:
     def feeds(self) -> dict[str, np.ndarray]:
         return {"z": self.z, "class_weights": self.class_weights}
 
+    def split(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """One (z, class_weights) pair per image, for the batcher."""
+        return list(zip(self.z, self.class_weights, strict=True))
+
 
 def check_range(field: str, value: float, lo: float, hi: float, *, lo_open: bool = False) -> None:
     """InvalidInput naming ``field`` unless lo <= value <= hi (lo < value if ``lo_open``)."""
@@ -145,6 +149,11 @@ class GanSampler:
     def generate(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Run the generator on stacked rows; returns float images in [-1, 1], (N, H, W)."""
         return self.session.run(feeds)["image"][:, 0]
+
+    def generate_rows(self, rows: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """``generate`` for (z, class_weights) pairs, as the batcher hands them over."""
+        z, y = zip(*rows, strict=True)
+        return self.generate({"z": np.stack(z), "class_weights": np.stack(y)})
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

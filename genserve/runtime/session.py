@@ -81,6 +81,7 @@ class OnnxSession:
         *,
         expected_inputs: Sequence[TensorSpec] = (),
         expected_outputs: Sequence[TensorSpec] = (),
+        warmup_dims: Mapping[str, int] | None = None,
     ) -> None:
         started = time.perf_counter()
         options = ort.SessionOptions()
@@ -91,11 +92,12 @@ class OnnxSession:
         self.providers = choose_providers(settings.providers, ort.get_available_providers())
         self._session = ort.InferenceSession(str(path), options, providers=self.providers)
         self.inputs = {a.name: _spec(a) for a in self._session.get_inputs()}
+        self._dims = {a.name: list(a.shape) for a in self._session.get_inputs()}
         self.outputs = {a.name: _spec(a) for a in self._session.get_outputs()}
         self._check_interface(path, "inputs", self.inputs, expected_inputs)
         self._check_interface(path, "outputs", self.outputs, expected_outputs)
         if settings.warmup:
-            self.warmup()
+            self.warmup(warmup_dims or {})
         self.load_seconds = time.perf_counter() - started
         log.info("loaded %s on %s in %.2fs", path.name, self.providers[0], self.load_seconds)
 
@@ -144,10 +146,14 @@ class OnnxSession:
         values = self._session.run(list(self.outputs), dict(feeds))
         return dict(zip(self.outputs, values, strict=True))
 
-    def warmup(self, batch: int = 1) -> None:
-        """One run on zeros, dynamic dimensions set to ``batch``."""
+    def warmup(self, dims: Mapping[str, int]) -> None:
+        """One run on zeros; a named dynamic dimension takes its size from ``dims``
+        (e.g. ``{"h": 8, "w": 8}``), any other dynamic dimension is 1."""
         feeds = {
-            name: np.zeros([batch if d is None else d for d in spec.shape], dtype=spec.dtype)
-            for name, spec in self.inputs.items()
+            name: np.zeros(
+                [d if isinstance(d, int) and d >= 0 else dims.get(str(d), 1) for d in shape],
+                dtype=self.inputs[name].dtype,
+            )
+            for name, shape in self._dims.items()
         }
         self.run(feeds)

@@ -86,3 +86,29 @@ def gan_server(tmp_path_factory: pytest.TempPathFactory, gan_model_dir: Path) ->
     server = Server("services.gan:GanService", {"GENSERVE_GAN_MAX_LATENCY_MS": "20"}, log)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def translation_server(
+    tmp_path_factory: pytest.TempPathFactory, translation_model_dir: Path
+) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("logs") / "translation.log"
+    server = Server(
+        "services.translation:TranslationService",
+        {"GENSERVE_TRANSLATION_MAX_LATENCY_MS": "30"},
+        log,
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def imagegen_server(
+    tmp_path_factory: pytest.TempPathFactory, imagegen_model_dir: Path
+) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("logs") / "imagegen.log"
+    server = Server(
+        "services.imagegen:ImagegenService", {"GENSERVE_IMAGEGEN_MAX_LATENCY_MS": "30"}, log
+    )
+    yield server
+    server.stop()

@@ -89,7 +89,8 @@ def test_export_writes_a_verified_folder_and_refuses_a_tampered_file(tmp_path: P
 
 
 def test_export_fails_and_leaves_no_file_when_parity_is_missed(tmp_path: Path) -> None:
-    from genserve.gan.export import ExportError, export
+    from genserve.errors import ExportError
+    from genserve.gan.export import export
 
     with pytest.raises(ExportError, match="differ by"):
         export(WEIGHTS_DIR / "gan", tmp_path / "gan", tolerance=0.0)

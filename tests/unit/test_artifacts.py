@@ -60,14 +60,35 @@ def test_wrong_kind(tmp_path: Path) -> None:
         load_manifest(_model(tmp_path), kind="translation")
 
 
-@pytest.mark.parametrize("name", ["../outside.onnx", "/etc/passwd.json", "sub/dir.onnx", "w.pkl"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../outside.onnx",
+        "/etc/passwd.json",
+        "a/../b.onnx",
+        "./x.onnx",
+        "a/b/c/d.onnx",
+        "w.pkl",
+        "unet/w.bin",
+    ],
+)
 def test_manifest_names_cannot_escape_or_pickle(tmp_path: Path, name: str) -> None:
     folder = _model(tmp_path)
     raw = json.loads((folder / MANIFEST_NAME).read_text())
     raw["files"][name] = {"sha256": "0" * 64}
     (folder / MANIFEST_NAME).write_text(json.dumps(raw))
-    with pytest.raises(ModelIntegrityError, match="only plain names"):
+    with pytest.raises(ModelIntegrityError, match="only relative paths"):
         load_manifest(folder)
+
+
+def test_sub_folders_are_allowed_and_verified(tmp_path: Path) -> None:
+    (tmp_path / "unet").mkdir()
+    (tmp_path / "unet" / "config.json").write_text("{}")
+    write_manifest(tmp_path, kind="imagegen", name="t", files=["unet/config.json"])
+    assert load_manifest(tmp_path).path("unet/config.json").read_text() == "{}"
+    (tmp_path / "unet" / "config.json").write_text("{ }")
+    with pytest.raises(ModelIntegrityError, match="does not match"):
+        load_manifest(tmp_path)
 
 
 def test_malformed_manifest(tmp_path: Path) -> None:

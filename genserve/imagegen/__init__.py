@@ -1,0 +1,1 @@
+"""Image generation: a Stable Diffusion pipeline (CLIP text encoder, UNet, VAE, scheduler)."""

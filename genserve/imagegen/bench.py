@@ -1,0 +1,140 @@
+"""``genserve bench imagegen``: seconds per image, genserve (ONNX Runtime) against
+diffusers (PyTorch), on the demo model and on a random-weight pipeline of Stable
+Diffusion 1.5 dimensions at 256x256; same prompt, steps, scheduler (DDIM) and
+guidance, same thread count, one after the other in one process.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PROMPT = "a small red circle at the top left on a blue background"
+
+
+def _seconds(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm
+    started = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - started) / repeats
+
+
+def _sd15_random(folder: Path, demo: Path) -> None:
+    """A random-weight pipeline with SD 1.5's UNet, VAE and text-encoder dimensions."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from genserve.imagegen.train import DDIM_EXTRA, SCHEDULER
+
+    torch.manual_seed(0)
+    tok = CLIPTokenizer.from_pretrained(str(demo / "tokenizer"), model_max_length=77)
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tok),
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            max_position_embeddings=77,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    )
+    unet = UNet2DConditionModel(sample_size=32, cross_attention_dim=768)  # SD 1.5 defaults
+    vae = AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        latent_channels=4,
+        sample_size=256,
+    )
+    pipe: Any = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text,
+        tokenizer=tok,
+        unet=unet,
+        scheduler=DDIMScheduler(**SCHEDULER, **DDIM_EXTRA),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+
+
+def bench(threads: int, repeats: int = 2) -> list[dict[str, Any]]:
+    import torch
+    from tqdm import tqdm
+
+    from genserve.config import PROJECT_ROOT, RuntimeSettings
+    from genserve.imagegen.export import export, load_pipeline
+    from genserve.imagegen.pipeline import ImageParams, ImagePipeline
+
+    torch.set_num_threads(threads)
+    settings = RuntimeSettings(intra_op_threads=threads)
+    demo = PROJECT_ROOT / "models" / "imagegen"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = [("demo model, 32x32", demo, 32, 25)]
+        sd15 = Path(tmp) / "sd15"
+        cases.append(("SD 1.5 dimensions, random weights, 256x256", sd15, 256, 10))
+        for label, folder, side, steps in tqdm(cases, desc="bench imagegen", unit="model"):
+            if folder == sd15:
+                _sd15_random(sd15, demo)
+            built = Path(tmp) / f"onnx-{side}"
+            export(folder, built, tolerance=1e-2)
+            ours = ImagePipeline(built, settings)
+            ref = load_pipeline(folder)
+            params = ImageParams(steps=steps, guidance=7.5, width=side, height=side)
+
+            def run_ours(ours: ImagePipeline = ours, params: ImageParams = params) -> object:
+                return ours.generate([PROMPT], [""], [0], params)
+
+            def run_ref(ref: Any = ref, steps: int = steps, side: int = side) -> object:
+                with torch.inference_mode():
+                    return ref(
+                        PROMPT,
+                        num_inference_steps=steps,
+                        guidance_scale=7.5,
+                        height=side,
+                        width=side,
+                        output_type="np",
+                    )
+
+            ours_s, ref_s = _seconds(run_ours, repeats), _seconds(run_ref, repeats)
+            rows.append(
+                {
+                    "case": label,
+                    "steps": steps,
+                    "genserve_s": ours_s,
+                    "diffusers_s": ref_s,
+                    "speedup": ref_s / ours_s,
+                }
+            )
+    return rows
+
+
+def main(threads: int) -> int:
+    rows = bench(threads)
+    print(
+        f"\nStable Diffusion pipeline, DDIM, guidance 7.5, one image, {threads} threads: "
+        "seconds per image (lower is better)"
+    )
+    print(f"{'case':<44} {'steps':>5} {'genserve':>9} {'diffusers':>9} {'speed-up':>8}")
+    for r in rows:
+        print(
+            f"{r['case']:<44} {r['steps']:>5} {r['genserve_s']:>9.3f} {r['diffusers_s']:>9.3f} "
+            f"{r['speedup']:>7.2f}x"
+        )
+    return 0

@@ -1,0 +1,1 @@
+"""Translation: a MarianMT transformer run in ONNX Runtime, with its attention visible."""

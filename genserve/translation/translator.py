@@ -1,0 +1,217 @@
+"""Translation in ONNX Runtime: tokenize, encode once, search, detokenize, show attention.
+
+The cross-attention returned for a target token is the one of the decoder step that
+*produced* it (the step whose output distribution chose the token), per layer and head,
+over the source tokens. ``attention`` in a Translation averages the heads of one layer
+(by default the last); ``attention_heads`` keeps them all.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genserve.artifacts import load_manifest, resolve_model_dir
+from genserve.config import RuntimeSettings
+from genserve.errors import InvalidInput
+from genserve.runtime import OnnxSession
+from genserve.translation.export import DECODER_FILE, ENCODER_FILE, SETTINGS_FILE
+from genserve.translation.generate import (
+    DecoderState,
+    Hypothesis,
+    SearchConfig,
+    beam_search,
+    greedy,
+)
+from genserve.translation.tokenizer import MarianTokenizer
+
+MAX_TEXTS = 64
+MAX_CHARS = 4096
+MAX_BEAMS = 8
+MAX_NEW_TOKENS = 512
+
+
+@dataclass(frozen=True)
+class Options:
+    """Per-request decoding options; requests with equal options can share a batch."""
+
+    num_beams: int = 1
+    length_penalty: float = 1.0
+    max_new_tokens: int = 256
+    return_attention: bool = False
+
+
+@dataclass
+class Translation:
+    text: str
+    score: float
+    source_tokens: list[str]
+    target_tokens: list[str]
+    attention: list[list[float]] | None = None  # (target, source): heads averaged, one layer
+    attention_layer: int | None = None
+    attention_heads: list[list[list[float]]] | None = None  # (heads, target, source)
+
+
+class Seq2Seq:
+    """The encoder and decoder sessions and the search over them (no text, no tokenizer).
+
+    ``config`` holds the ids and sizes that ``export.generation_defaults`` writes.
+    """
+
+    def __init__(self, encoder: OnnxSession, decoder: OnnxSession, config: dict[str, Any]) -> None:
+        self.encoder, self.decoder, self.config = encoder, decoder, config
+        self.layers, self.heads, self.head_dim = (
+            config["layers"],
+            config["heads"],
+            config["head_dim"],
+        )
+        self._last_attention = np.zeros(0, np.float32)
+
+    def encode(self, rows: list[list[int]]) -> DecoderState:
+        """Run the encoder on right-padded id rows; returns the decoder's initial state."""
+        width = max(len(r) for r in rows)
+        pad = self.config["pad_token_id"]
+        ids = np.array([r + [pad] * (width - len(r)) for r in rows], np.int64)
+        mask = np.array([[1] * len(r) + [0] * (width - len(r)) for r in rows], np.int64)
+        out = self.encoder.run({"input_ids": ids, "attention_mask": mask})
+        empty = np.zeros((self.layers, len(rows), self.heads, 0, self.head_dim), np.float32)
+        return DecoderState(out["cross_keys"], out["cross_values"], mask, empty, empty.copy())
+
+    def step(
+        self, tokens: np.ndarray, state: DecoderState
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One decoder step; keeps the step's cross-attention for ``attention``."""
+        out = self.decoder.run(
+            {
+                "input_ids": tokens,
+                "encoder_attention_mask": state.mask,
+                "past_keys": state.past_keys,
+                "past_values": state.past_values,
+                "cross_keys": state.cross_keys,
+                "cross_values": state.cross_values,
+            }
+        )
+        self._last_attention = out["cross_attentions"]
+        return out["logits"], out["present_keys"], out["present_values"]
+
+    def search_config(self, options: Options) -> SearchConfig:
+        c = self.config
+        return SearchConfig(
+            eos_id=c["eos_token_id"],
+            start_id=c["decoder_start_token_id"],
+            banned_ids=tuple(c["banned_token_ids"]),
+            forced_eos=c["forced_eos_token_id"] is not None,
+            num_beams=options.num_beams,
+            length_penalty=options.length_penalty,
+            max_new_tokens=options.max_new_tokens,
+        )
+
+    def generate(
+        self, rows: list[list[int]], options: Options, cfg: SearchConfig | None = None
+    ) -> list[Hypothesis]:
+        """Search for id rows (each ending with eos); one hypothesis per row."""
+        state = self.encode(rows)
+        cfg = cfg or self.search_config(options)
+        search = greedy if cfg.num_beams == 1 else beam_search
+        return search(self.step, state, cfg)
+
+    def attention(self, rows: list[list[int]], hyps: list[Hypothesis]) -> np.ndarray:
+        """Cross-attention (N, L, H, T, S) of each step that produced each generated token,
+        recomputed by feeding the chosen tokens back (teacher forcing)."""
+        state = self.encode(rows)
+        longest = max(len(h.tokens) for h in hyps)
+        start = self.config["decoder_start_token_id"]
+        inputs = np.array(
+            [[start, *h.tokens[:-1]] + [start] * (longest - len(h.tokens)) for h in hyps], np.int64
+        )
+        steps = []
+        for t in range(longest):
+            _, state.past_keys, state.past_values = self.step(inputs[:, t : t + 1], state)
+            steps.append(self._last_attention)  # (L, N, H, S)
+        return np.stack(steps, axis=3).transpose(1, 0, 2, 3, 4)
+
+
+class Translator:
+    """A verified translation model folder (encoder.onnx, decoder.onnx, tokenizer)."""
+
+    def __init__(self, folder: Path, settings: RuntimeSettings, *, verify: bool = True) -> None:
+        self.manifest = load_manifest(folder, kind="translation", verify=verify)
+        self.config: dict[str, Any] = json.loads(self.manifest.path(SETTINGS_FILE).read_text())
+        self.model = Seq2Seq(
+            OnnxSession(self.manifest.path(ENCODER_FILE), settings),
+            OnnxSession(self.manifest.path(DECODER_FILE), settings),
+            self.config,
+        )
+        c = self.config
+        self.tokenizer = MarianTokenizer(folder, pad_id=c["pad_token_id"], eos_id=c["eos_token_id"])
+        self.max_source_tokens = min(512, int(c["max_source_tokens"]))
+
+    @classmethod
+    def from_models_dir(
+        cls, models_dir: Path, name: str, settings: RuntimeSettings, *, verify: bool = True
+    ) -> Translator:
+        return cls(resolve_model_dir(models_dir, name), settings, verify=verify)
+
+    # -- validation -----------------------------------------------------------------------
+
+    def check(self, texts: list[str], options: Options) -> list[list[int]]:
+        """Validate a request and tokenize it: InvalidInput names the field at fault."""
+        if not isinstance(texts, list) or not 1 <= len(texts) <= MAX_TEXTS:
+            raise InvalidInput(f"texts must be a list of 1 to {MAX_TEXTS} strings", field="texts")
+        if not 1 <= options.num_beams <= MAX_BEAMS:
+            raise InvalidInput(f"num_beams must be in [1, {MAX_BEAMS}]", field="num_beams")
+        if not 1 <= options.max_new_tokens <= MAX_NEW_TOKENS:
+            raise InvalidInput(
+                f"max_new_tokens must be in [1, {MAX_NEW_TOKENS}]", field="max_new_tokens"
+            )
+        if not 0.0 <= options.length_penalty <= 4.0:
+            raise InvalidInput("length_penalty must be in [0, 4]", field="length_penalty")
+        ids = []
+        for i, text in enumerate(texts):
+            field = f"texts.{i}"
+            if not isinstance(text, str) or not text.strip():
+                raise InvalidInput("each text must be a non-empty string", field=field)
+            if len(text) > MAX_CHARS:
+                raise InvalidInput(
+                    f"text is {len(text)} characters; at most {MAX_CHARS}", field=field
+                )
+            tokens = self.tokenizer.encode(text)
+            if len(tokens) > self.max_source_tokens:
+                raise InvalidInput(
+                    f"text is {len(tokens)} tokens; at most {self.max_source_tokens}", field=field
+                )
+            ids.append(tokens)
+        return ids
+
+    # -- inference ------------------------------------------------------------------------
+
+    def translate_ids(self, rows: list[list[int]], options: Options) -> list[Translation]:
+        hyps = self.model.generate(rows, options)
+        attn = self.model.attention(rows, hyps) if options.return_attention else None
+        out = []
+        eos = self.config["eos_token_id"]
+        for i, (row, h) in enumerate(zip(rows, hyps, strict=True)):
+            words = [t for t in h.tokens if t != eos]
+            tr = Translation(
+                text=self.tokenizer.decode(h.tokens),
+                score=h.score,
+                source_tokens=self.tokenizer.source_tokens(row),
+                target_tokens=self.tokenizer.target_tokens(words),
+            )
+            if attn is not None:
+                layer = self.model.layers - 1
+                a = attn[i, layer, :, : len(words), : len(row)]
+                tr.attention = np.round(a.mean(axis=0), 5).tolist()
+                tr.attention_layer = layer
+                tr.attention_heads = np.round(a, 5).tolist()
+            out.append(tr)
+        return out
+
+    def translate(self, texts: list[str], options: Options | None = None) -> list[Translation]:
+        """Validate, tokenize and translate ``texts`` in one batch."""
+        options = options or Options()
+        return self.translate_ids(self.check(texts, options), options)

@@ -1,0 +1,267 @@
+"""Image generation service: a Stable Diffusion pipeline in ONNX Runtime.
+
+POST   /v1/images                synchronous generation (PNG, JPEG or base64 JSON; frames)
+POST   /v1/jobs                  the same request as an asynchronous job (202)
+GET    /v1/jobs/{job_id}         status, progress and a preview of the current estimate
+GET    /v1/jobs/{job_id}/result  the finished job's images
+DELETE /v1/jobs/{job_id}         cancel
+GET    /v1/model                 the loaded model
+
+Synchronous requests with the same size, steps and scheduler share UNet calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import secrets
+from typing import Any, Literal
+
+import bentoml
+import numpy as np
+from fastapi import Response
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from genserve import images
+from genserve.batching import MicroBatcher
+from genserve.config import Settings
+from genserve.errors import InvalidInput
+from genserve.imagegen.jobs import JobStore
+from genserve.imagegen.pipeline import (
+    MAX_IMAGES,
+    MAX_PROMPT_CHARS,
+    MAX_SIDE,
+    MAX_STEPS,
+    MIN_SIDE,
+    ImageParams,
+    ImagePipeline,
+)
+from genserve.metrics import SAMPLES, STAGE_SECONDS, batch_observer
+from services.web import Limits, create_app
+
+MAX_SEED = 2**64 - 1
+PREVIEW_SIDE = 64
+
+
+class ImageRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    negative_prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
+    n: int = Field(1, ge=1, le=MAX_IMAGES, description="images; image i uses seed + i")
+    steps: int = Field(25, ge=1, le=MAX_STEPS)
+    guidance_scale: float = Field(4.0, ge=0.0, le=30.0, description="> 1 enables guidance")
+    width: int = Field(32, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8)
+    height: int = Field(32, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8)
+    scheduler: Literal["ddim", "euler_a"] = "ddim"
+    seed: int | None = Field(None, ge=0, le=MAX_SEED - MAX_IMAGES, description="omitted: random")
+    format: Literal["json", "png", "jpeg"] = Field(
+        "json", description="png/jpeg: one image (n = 1); json: base64 PNGs"
+    )
+    frames: Literal["none", "gif", "strip"] = Field(
+        "none", description="json only: the denoising of each image, noise to picture"
+    )
+
+    def params(self) -> ImageParams:
+        return ImageParams(self.steps, self.guidance_scale, self.width, self.height, self.scheduler)
+
+
+class EncodedImage(BaseModel):
+    seed: int
+    png_base64: str
+    frames_base64: str | None = Field(None, description="GIF or PNG strip of the denoising")
+
+
+class ImagesResponse(BaseModel):
+    images: list[EncodedImage]
+
+
+class JobStatus(BaseModel):
+    id: str
+    status: str
+    step: int
+    steps: int
+    preview_png_base64: str | None = None
+    error: str | None = None
+
+
+limits = Limits()
+app = create_app(
+    "genserve imagegen",
+    "Stable Diffusion served from ONNX Runtime. Errors: "
+    '{"error": {"code", "message", "field", "request_id"}}.',
+    limits,
+)
+
+
+@bentoml.service(name="imagegen", workers=1, traffic={"timeout": 300})
+@bentoml.asgi_app(app, path="/v1")
+class ImagegenService:
+    def __init__(self) -> None:
+        settings = Settings()
+        limits.max_body_bytes = settings.server.max_body_bytes
+        self.model = settings.imagegen.model
+        self.pipeline = ImagePipeline.from_models_dir(
+            settings.models.dir, self.model, settings.runtime, verify=settings.models.verify
+        )
+        self.batcher = MicroBatcher.from_settings(
+            self._run_rows, settings.imagegen, batch_observer(self.model)
+        )
+        self.jobs = JobStore(max_jobs=settings.imagegen.max_jobs)
+        self.ready = True
+
+    def __is_ready__(self) -> bool:
+        return getattr(self, "ready", False)
+
+    # -- work ---------------------------------------------------------------------------
+
+    def _run_rows(self, rows: list[tuple[str, str, int, float, str]], params: ImageParams) -> list:
+        """Batched generation: rows are (prompt, negative, seed, guidance, frames)."""
+        prompts, negative, seeds, guidance, frames = zip(*rows, strict=True)
+        return self._generate(
+            list(prompts),
+            list(negative),
+            list(seeds),
+            params,
+            list(guidance),
+            any(f != "none" for f in frames),
+        )
+
+    def _generate(
+        self,
+        prompts: list[str],
+        negative: list[str],
+        seeds: list[int],
+        params: ImageParams,
+        guidance: list[float],
+        keep_frames: bool,
+        on_step: Any = None,
+    ) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+        history: list[np.ndarray] = []
+
+        def step(i: int, denoised: np.ndarray) -> bool:
+            if keep_frames:
+                history.append(self.pipeline.decode(denoised))
+            return on_step(i, denoised) if on_step is not None else True
+
+        pixels = self.pipeline.generate(
+            prompts, negative, seeds, params, guidance=guidance, on_step=step
+        )
+        SAMPLES.labels(self.model).inc(len(prompts))
+        return [(pixels[j], [h[j] for h in history]) for j in range(len(prompts))]
+
+    def _rows(self, req: ImageRequest) -> tuple[int, list[tuple[str, str, int, float, str]]]:
+        if req.format != "json" and req.n != 1:
+            raise InvalidInput(f"format {req.format!r} returns one image; use json", field="format")
+        if req.format != "json" and req.frames != "none":
+            raise InvalidInput("frames come with format json", field="frames")
+        self.pipeline.check(req.params(), [req.prompt, req.negative_prompt])
+        seed = secrets.randbits(48) if req.seed is None else req.seed
+        return seed, [
+            (req.prompt, req.negative_prompt, seed + i, req.guidance_scale, req.frames)
+            for i in range(req.n)
+        ]
+
+    # -- routes -------------------------------------------------------------------------
+
+    @app.post("/images", response_model=ImagesResponse, response_model_exclude_none=True)
+    async def generate(self, req: ImageRequest) -> Any:
+        """Generate ``n`` images. The same seed and settings give the same bytes."""
+        seed, rows = self._rows(req)
+        results = await self.batcher.submit(rows, key=req.params())
+        with STAGE_SECONDS.labels(self.model, "postprocess").time():
+            return await asyncio.to_thread(_encode, req, seed, list(results))
+
+    @app.post("/jobs", status_code=202, response_model=JobStatus)
+    async def submit_job(self, req: ImageRequest) -> JobStatus:
+        """Queue a generation; poll its status for progress and a preview."""
+        seed, rows = self._rows(req)
+        prompts, negative, seeds, guidance, _frames = (list(c) for c in zip(*rows, strict=True))
+
+        def work(on_step: Any) -> Any:
+            def step(i: int, denoised: np.ndarray) -> bool:
+                preview = _thumbnail(self.pipeline.decode(denoised[:1])[0])
+                return bool(on_step(i + 1, req.steps, preview))
+
+            results = self._generate(
+                prompts, negative, seeds, req.params(), guidance, req.frames != "none", step
+            )
+            return _encode(req, seed, results)
+
+        job = self.jobs.submit(req.steps, work)
+        return _status(job)
+
+    @app.get("/jobs/{job_id}", response_model=JobStatus, response_model_exclude_none=True)
+    async def job_status(self, job_id: str) -> JobStatus:
+        return _status(self.jobs.get(job_id))
+
+    @app.get("/jobs/{job_id}/result")
+    async def job_result(self, job_id: str) -> Any:
+        job = self.jobs.get(job_id)
+        if job.status != "succeeded":
+            raise InvalidInput(f"job is {job.status}, not succeeded", field="job_id")
+        return job.result
+
+    @app.delete("/jobs/{job_id}", response_model=JobStatus, response_model_exclude_none=True)
+    async def cancel_job(self, job_id: str) -> JobStatus:
+        return _status(self.jobs.cancel(job_id))
+
+    @app.get("/model")
+    async def model_info(self) -> dict[str, Any]:
+        m = self.pipeline.manifest
+        return {
+            "name": m.name,
+            "kind": m.kind,
+            "config": self.pipeline.config,
+            "provider": self.pipeline.unet.provider,
+            "source": m.source,
+        }
+
+
+def _thumbnail(pixels: np.ndarray) -> np.ndarray:
+    img = Image.fromarray(pixels)
+    img.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+    return np.asarray(img)
+
+
+def _status(job: Any) -> JobStatus:
+    preview = None
+    if job.preview is not None:
+        preview = base64.b64encode(images.png(job.preview)).decode("ascii")
+    return JobStatus(
+        id=job.id,
+        status=job.status,
+        step=job.step,
+        steps=job.steps,
+        preview_png_base64=preview,
+        error=job.error,
+    )
+
+
+def _encode(req: ImageRequest, seed: int, results: list) -> Any:
+    if req.format in ("png", "jpeg"):
+        pixels = results[0][0]
+        if req.format == "png":
+            data, media = images.png(pixels), "image/png"
+        else:
+            buf = io.BytesIO()
+            Image.fromarray(pixels).save(buf, format="JPEG", quality=95)
+            data, media = buf.getvalue(), "image/jpeg"
+        return Response(data, 200, {"x-genserve-seed": str(seed)}, media)
+    out = []
+    for i, (pixels, history) in enumerate(results):
+        frames = None
+        if req.frames == "gif":
+            frames = base64.b64encode(images.gif(history, frame_ms=120)).decode("ascii")
+        elif req.frames == "strip":
+            frames = base64.b64encode(images.png(images.strip(history))).decode("ascii")
+        out.append(
+            EncodedImage(
+                seed=seed + i,
+                png_base64=base64.b64encode(images.png(pixels)).decode("ascii"),
+                frames_base64=frames,
+            )
+        )
+    return ImagesResponse(images=out)

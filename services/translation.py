@@ -1,0 +1,137 @@
+"""Translation service: a MarianMT transformer in ONNX Runtime, with its attention visible.
+
+POST /v1/translate  1..64 texts per request; greedy or beam search; optional cross-attention
+GET  /v1/model      the loaded model: manifest summary, decoding defaults, provider
+
+Texts of concurrent requests with the same decoding options are batched together.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import bentoml
+from pydantic import BaseModel, ConfigDict, Field
+
+from genserve.batching import MicroBatcher
+from genserve.config import Settings
+from genserve.metrics import TOKENS, batch_observer
+from genserve.translation.translator import (
+    MAX_BEAMS,
+    MAX_CHARS,
+    MAX_NEW_TOKENS,
+    MAX_TEXTS,
+    Options,
+    Translator,
+)
+from services.web import Limits, create_app
+
+log = logging.getLogger("genserve.translation")
+
+Text = Annotated[str, Field(min_length=1, max_length=MAX_CHARS)]
+
+
+class TranslateRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    texts: list[Text] = Field(min_length=1, max_length=MAX_TEXTS, description="source texts")
+    num_beams: int | None = Field(
+        None, ge=1, le=MAX_BEAMS, description="1 = greedy; omitted = the model's default"
+    )
+    length_penalty: float = Field(
+        1.0, ge=0.0, le=4.0, description="beam score = sum log p / length ** length_penalty"
+    )
+    max_new_tokens: int = Field(256, ge=1, le=MAX_NEW_TOKENS)
+    return_attention: bool = Field(
+        False, description="add source/target tokens' cross-attention (last decoder layer)"
+    )
+
+
+class Attention(BaseModel):
+    layer: int = Field(description="decoder layer (0-based) whose cross-attention this is")
+    heads: str = Field("mean", description="how heads are combined in `matrix`")
+    matrix: list[list[float]] = Field(description="rows: target tokens; columns: source tokens")
+    per_head: list[list[list[float]]] = Field(description="(head, target, source)")
+
+
+class TranslationOut(BaseModel):
+    text: str
+    score: float
+    source_tokens: list[str]
+    target_tokens: list[str]
+    attention: Attention | None = None
+
+
+class TranslateResponse(BaseModel):
+    translations: list[TranslationOut]
+
+
+limits = Limits()
+app = create_app(
+    "genserve translation",
+    "MarianMT translation served from ONNX Runtime. Errors: "
+    '{"error": {"code", "message", "field", "request_id"}}.',
+    limits,
+)
+
+
+@bentoml.service(name="translation", workers=1, traffic={"timeout": 60})
+@bentoml.asgi_app(app, path="/v1")
+class TranslationService:
+    def __init__(self) -> None:
+        settings = Settings()
+        limits.max_body_bytes = settings.server.max_body_bytes
+        self.model = settings.translation.model
+        self.translator = Translator.from_models_dir(
+            settings.models.dir, self.model, settings.runtime, verify=settings.models.verify
+        )
+        self.batcher = MicroBatcher.from_settings(
+            self.translator.translate_ids, settings.translation, batch_observer(self.model)
+        )
+        self.ready = True
+
+    def __is_ready__(self) -> bool:
+        return getattr(self, "ready", False)
+
+    @app.post("/translate", response_model=TranslateResponse, response_model_exclude_none=True)
+    async def translate(self, req: TranslateRequest) -> TranslateResponse:
+        """Translate every text. The same request always gives the same translations."""
+        options = Options(
+            num_beams=req.num_beams or int(self.translator.config["num_beams"]),
+            length_penalty=req.length_penalty,
+            max_new_tokens=req.max_new_tokens,
+            return_attention=req.return_attention,
+        )
+        rows = self.translator.check(req.texts, options)
+        results = await self.batcher.submit(rows, key=options)
+        TOKENS.labels(self.model, "input").inc(sum(len(r) for r in rows))
+        TOKENS.labels(self.model, "output").inc(sum(len(t.target_tokens) + 1 for t in results))
+        return TranslateResponse(translations=[_out(t) for t in results])
+
+    @app.get("/model")
+    async def model_info(self) -> dict[str, Any]:
+        """The served model's manifest summary, decoding defaults and provider."""
+        m = self.translator.manifest
+        return {
+            "name": m.name,
+            "kind": m.kind,
+            "config": self.translator.config,
+            "provider": self.translator.model.encoder.provider,
+            "source": m.source,
+        }
+
+
+def _out(t: Any) -> TranslationOut:
+    attention = None
+    if t.attention is not None:
+        attention = Attention(
+            layer=t.attention_layer, matrix=t.attention, per_head=t.attention_heads
+        )
+    return TranslationOut(
+        text=t.text,
+        score=t.score,
+        source_tokens=t.source_tokens,
+        target_tokens=t.target_tokens,
+        attention=attention,
+    )

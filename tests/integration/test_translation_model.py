@@ -1,0 +1,174 @@
+"""The exported Marian model against transformers, and the demo model's quality."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sacrebleu
+
+from genserve.config import PROJECT_ROOT, RuntimeSettings
+from genserve.errors import InvalidInput, ModelIntegrityError
+from genserve.translation.corpus import generate
+from genserve.translation.translator import Options, Translator
+from tests.conftest import WEIGHTS_DIR
+
+SOURCE = WEIGHTS_DIR / "translation"
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return generate(0)
+
+
+@pytest.fixture(scope="module")
+def hf():
+    import torch
+    from transformers import MarianMTModel, MarianTokenizer
+
+    torch.set_num_threads(2)
+    model = MarianMTModel.from_pretrained(str(SOURCE), dtype=torch.float32).eval()
+    return model, MarianTokenizer.from_pretrained(str(SOURCE))
+
+
+def _hf_generate(hf, texts: list[str], beams: int) -> list[list[int]]:
+    import torch
+
+    model, tok = hf
+    out: list[list[int]] = []
+    for i in range(0, len(texts), 50):
+        batch = tok(texts[i : i + 50], return_tensors="pt", padding=True)
+        with torch.inference_mode():
+            ids = model.generate(**batch, num_beams=beams, do_sample=False, max_new_tokens=128)
+        for row in ids.tolist():
+            row = row[1:]
+            out.append(row[: row.index(1) + 1] if 1 in row else row)
+    return out
+
+
+def test_tokenizer_matches_transformers(translator, hf, corpus) -> None:
+    _, tok = hf
+    texts = [p.en for p in corpus.heldout[:300]] + ["Hello 🙂 wörld, qwxz!", ">>fr<< I am a cat."]
+    for text in texts:
+        assert translator.tokenizer.encode(text) == tok(text).input_ids, text
+    fr = [p.fr for p in corpus.heldout[:100]]
+    for text in fr:
+        ids = translator.tokenizer.encode(text)
+        assert translator.tokenizer.decode(ids) == tok.decode(ids, skip_special_tokens=True)
+
+
+def test_greedy_is_token_identical_to_transformers(translator, hf, corpus) -> None:
+    texts = [p.en for p in corpus.heldout[:200]]
+    rows = [translator.tokenizer.encode(t) for t in texts]
+    ours = translator.model.generate(rows, Options(num_beams=1, max_new_tokens=128))
+    ref = _hf_generate(hf, texts, beams=1)
+    same = sum(h.tokens == r for h, r in zip(ours, ref, strict=True))
+    assert same == 200
+
+
+def test_beam_4_matches_transformers(translator, hf, corpus) -> None:
+    texts = [p.en for p in corpus.heldout[:200]]
+    rows = [translator.tokenizer.encode(t) for t in texts]
+    ours = translator.model.generate(rows, Options(num_beams=4, max_new_tokens=128))
+    ref = _hf_generate(hf, texts, beams=4)
+    same = sum(h.tokens == r for h, r in zip(ours, ref, strict=True))
+    print(f"beam 4: {same}/200 token-identical to transformers")
+    assert same >= 196
+
+
+def test_bleu_on_the_held_out_set(translator, corpus) -> None:
+    texts = [p.en for p in corpus.heldout]
+    hyps = []
+    for i in range(0, len(texts), 64):
+        hyps += [t.text for t in translator.translate(texts[i : i + 64])]
+    bleu = sacrebleu.corpus_bleu(hyps, [[p.fr for p in corpus.heldout]]).score
+    exact = sum(h == p.fr for h, p in zip(hyps, corpus.heldout, strict=True))
+    print(f"held-out sacreBLEU {bleu:.2f}, exact {exact}/{len(hyps)} (default beam 4)")
+    assert len(hyps) >= 1000 and bleu >= 90
+
+
+def test_the_decks_sentences(translator) -> None:
+    out = translator.translate(["I am a student."])[0]
+    assert out.text == "Je suis étudiant."
+
+
+@pytest.mark.parametrize(
+    ("adjective", "pronoun", "antecedent"), [("tired", "il", "animal"), ("wide", "elle", "street")]
+)
+def test_it_is_resolved_and_attention_shows_where(translator, adjective, pronoun, antecedent):
+    text = f"The animal didn't cross the street because it was too {adjective}."
+    out = translator.translate([text], Options(return_attention=True))[0]
+    assert f"parce qu'{pronoun} était trop" in out.text, out.text
+    step = out.target_tokens.index(f"▁{pronoun}" if f"▁{pronoun}" in out.target_tokens else pronoun)
+    row = np.array(out.attention)[step]
+    peak = out.source_tokens[int(row.argmax())]
+    assert peak.strip("▁") == antecedent, (peak, out.source_tokens, row.round(2))
+
+
+def test_held_out_coreference_over_unseen_noun_pairs(translator, corpus) -> None:
+    pairs = corpus.heldout_coreference
+    hyps = []
+    for i in range(0, len(pairs), 64):
+        hyps += [t.text for t in translator.translate([p.en for p in pairs[i : i + 64]])]
+    right = sum(("qu'elle" in p.fr) == ("qu'elle" in h) for p, h in zip(pairs, hyps, strict=True))
+    print(f"il/elle right on {right}/{len(pairs)} held-out coreference sentences")
+    assert right / len(pairs) >= 0.9
+
+
+def test_unknown_words_and_emoji_do_not_crash(translator) -> None:
+    out = translator.translate(["The 🐈 zorblax didn't cross the ☃ because it was too 💤."])
+    assert isinstance(out[0].text, str)
+
+
+@pytest.mark.parametrize(
+    ("texts", "options", "field"),
+    [
+        ([""], Options(), "texts.0"),
+        (["   "], Options(), "texts.0"),
+        (["a" * 10_000], Options(), "texts.0"),
+        (["ok"] * 65, Options(), "texts"),
+        ([], Options(), "texts"),
+        ([3], Options(), "texts.0"),
+        (["ok"], Options(num_beams=0), "num_beams"),
+        (["ok"], Options(num_beams=99), "num_beams"),
+        (["ok"], Options(max_new_tokens=0), "max_new_tokens"),
+        (["ok"], Options(max_new_tokens=10_000), "max_new_tokens"),
+        (["ab " * 600], Options(), "texts.0"),
+    ],
+)
+def test_bad_input_names_the_field(translator, texts, options, field) -> None:
+    with pytest.raises(InvalidInput) as info:
+        translator.check(texts, options)
+    assert info.value.field == field
+
+
+def test_export_refuses_tampering_and_a_parity_miss(tmp_path: Path) -> None:
+    from genserve.errors import ExportError
+    from genserve.translation.export import export
+
+    with pytest.raises(ExportError, match="differ by"):
+        export(SOURCE, tmp_path / "miss", tolerance=0.0)
+    assert not list((tmp_path / "miss").glob("*.onnx"))
+    report = export(SOURCE, tmp_path / "ok")
+    assert report["parity_max_abs"] <= 1e-4
+    with (tmp_path / "ok" / "vocab.json").open("a") as f:
+        f.write(" ")
+    with pytest.raises(ModelIntegrityError, match=r"vocab\.json"):
+        Translator(tmp_path / "ok", RuntimeSettings())
+
+
+def test_translation_service_imports_no_torch(translation_model_dir: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path\n"
+        "import services.translation\n"
+        "from genserve.config import RuntimeSettings\n"
+        "from genserve.translation.translator import Translator\n"
+        f"Translator(Path({str(translation_model_dir)!r}), RuntimeSettings()).translate(['Hi.'])\n"
+        "heavy = ('torch', 'transformers', 'ctranslate2')\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in heavy]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, check=True)

@@ -1,0 +1,88 @@
+"""Greedy and beam search on a toy decoder whose probabilities are known exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genserve.translation.generate import DecoderState, SearchConfig, beam_search, greedy
+
+EOS, START, PAD = 1, 0, 0
+DEFAULT = [0.1, 0.05, 0.3, 0.3, 0.25]  # where the table says nothing: eos unlikely
+
+
+def toy_step(table: dict[tuple[int, ...], list[float]]):
+    """A decoder whose next-token log-probabilities depend on the tokens so far."""
+
+    def step(tokens: np.ndarray, state: DecoderState):
+        t = state.past_keys.shape[3]
+        rows = []
+        for i, tok in enumerate(tokens[:, 0]):
+            history = (*tuple(int(x) for x in state.cross_keys[0, i, 0, 0, :t]), int(tok))
+            probs = np.array(table.get(history[1:], DEFAULT), np.float64)
+            rows.append(np.log(np.maximum(probs, 1e-30)))
+        # Remember the history in the "cache": (L, N, H, T+1, Dh) with Dh >= max length.
+        l_, n, h, _, d = state.past_keys.shape
+        past = np.concatenate([state.past_keys, np.zeros((l_, n, h, 1, d), np.float32)], 3)
+        state.cross_keys[0, :, 0, 0, t] = tokens[:, 0]
+        return np.stack(rows).astype(np.float32), past, past.copy()
+
+    return step
+
+
+def state(n: int) -> DecoderState:
+    ck = np.zeros((1, n, 1, 1, 16), np.float32)
+    empty = np.zeros((1, n, 1, 0, 1), np.float32)
+    return DecoderState(ck, ck.copy(), np.ones((n, 1), np.int64), empty, empty.copy())
+
+
+# After the start token: token 2 is likelier (0.6) than 3 (0.4), but after 2 everything is
+# uncertain, while after 3 the end is certain: beam search must prefer [3, EOS].
+TABLE = {
+    (): [0.0, 0.0, 0.6, 0.4, 0.0],
+    (2,): [0.0, 0.3, 0.35, 0.35, 0.0],
+    (3,): [0.0, 1.0, 0.0, 0.0, 0.0],
+    (2, 2): [0.0, 1.0, 0.0, 0.0, 0.0],
+    (2, 3): [0.0, 1.0, 0.0, 0.0, 0.0],
+}
+
+
+def test_greedy_takes_the_locally_best_token_and_stops_at_eos() -> None:
+    cfg = SearchConfig(eos_id=EOS, start_id=START, banned_ids=(PAD,), max_new_tokens=10)
+    [h] = greedy(toy_step(TABLE), state(1), cfg)
+    assert h.tokens[:1] == [2] and h.tokens[-1] == EOS and len(h.tokens) == 3
+
+
+def test_beam_search_finds_the_likelier_sentence() -> None:
+    cfg = SearchConfig(
+        eos_id=EOS,
+        start_id=START,
+        banned_ids=(PAD,),
+        num_beams=2,
+        max_new_tokens=10,
+        length_penalty=0.0,
+    )
+    [h] = beam_search(toy_step(TABLE), state(1), cfg)
+    assert h.tokens == [3, EOS]
+    np.testing.assert_allclose(h.score, np.log(0.4), rtol=1e-4)
+
+
+def test_forced_eos_and_banned_tokens() -> None:
+    uniform: dict = {}
+    cfg = SearchConfig(eos_id=EOS, start_id=START, banned_ids=(PAD, 2), max_new_tokens=4)
+    for h in greedy(toy_step(uniform), state(3), cfg):
+        assert (
+            len(h.tokens) == 4 and h.tokens[-1] == EOS and 2 not in h.tokens and PAD not in h.tokens
+        )
+    for h in beam_search(
+        toy_step(uniform),
+        state(2),
+        SearchConfig(eos_id=EOS, start_id=START, banned_ids=(PAD,), num_beams=3, max_new_tokens=3),
+    ):
+        assert len(h.tokens) <= 3 and h.tokens[-1] == EOS
+
+
+def test_no_forced_eos_gives_a_fixed_length() -> None:
+    cfg = SearchConfig(
+        eos_id=EOS, start_id=START, banned_ids=(PAD, EOS), forced_eos=False, max_new_tokens=6
+    )
+    assert [len(h.tokens) for h in greedy(toy_step({}), state(4), cfg)] == [6] * 4
