@@ -59,9 +59,9 @@ def _build_random_marian(folder: Path) -> Any:
     model = MarianMTModel(config).eval()
     model.save_pretrained(folder, safe_serialization=True)
     # CTranslate2's converter reads the vocabulary through MarianTokenizer.
-    vocab = {f"▁w{i}": i for i in range(d["vocab_size"])}
-    vocab.update({"</s>": 0, "<unk>": 1, "<pad>": d["vocab_size"] - 1})
-    (folder / "vocab.json").write_text(json.dumps(vocab))
+    names = [f"▁w{i}" for i in range(d["vocab_size"])]
+    names[0], names[1], names[-1] = "</s>", "<unk>", "<pad>"  # Marian's layout
+    (folder / "vocab.json").write_text(json.dumps({n: i for i, n in enumerate(names)}))
     demo = PROJECT_ROOT / "models" / "translation"
     for name in ("source.spm", "target.spm"):
         (folder / name).write_bytes((demo / name).read_bytes())
