@@ -7,22 +7,13 @@ batch size, and the table reports samples per second and their ratio.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from genserve.config import RuntimeSettings
-
-
-def _rate(fn: Callable[[], object], batch: int, seconds: float) -> float:
-    fn()  # warm
-    runs, started = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds or runs < 3:
-        fn()
-        runs += 1
-    return runs * batch / elapsed
+from genserve.timing import throughput
 
 
 def bench(
@@ -51,8 +42,8 @@ def bench(
         def ort(feeds: dict[str, np.ndarray] = feeds) -> object:
             return sampler.generate(feeds)
 
-        ort_rate = _rate(ort, batch, seconds)
-        torch_rate = _rate(eager, batch, seconds)
+        ort_rate = throughput(ort, batch, seconds)
+        torch_rate = throughput(eager, batch, seconds)
         rows.append(
             {
                 "batch": batch,

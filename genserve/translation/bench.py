@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from genserve.timing import throughput
 
 OPUS_MT_EN_DE = {
     "vocab_size": 58101,
@@ -66,15 +66,6 @@ def _build_random_marian(folder: Path) -> Any:
     for name in ("source.spm", "target.spm"):
         (folder / name).write_bytes((demo / name).read_bytes())
     return model
-
-
-def _rate(fn: Callable[[], object], tokens: int, seconds: float) -> float:
-    fn()  # warm
-    runs, started = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds or runs < 2:
-        fn()
-        runs += 1
-    return runs * tokens / elapsed
 
 
 def bench(threads: int, seconds: float, batches: tuple[int, ...] = (1, 32)) -> list[dict[str, Any]]:
@@ -148,9 +139,9 @@ def bench(threads: int, seconds: float, batches: tuple[int, ...] = (1, 32)) -> l
 
             lengths = {len(h.tokens) for h in run_ours()}
             assert lengths == {OUTPUT_LEN}, f"genserve produced lengths {lengths}"
-            r_ours = _rate(run_ours, total, seconds)
-            r_hf = _rate(run_hf, total, seconds)
-            r_ct2 = _rate(run_ct2, total, seconds)
+            r_ours = throughput(run_ours, total, seconds)
+            r_hf = throughput(run_hf, total, seconds)
+            r_ct2 = throughput(run_ct2, total, seconds)
             rows.append(
                 {
                     "batch": batch,

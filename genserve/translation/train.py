@@ -40,6 +40,7 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "align_steps": 600,
     "align_lr": 1e-4,
     "align_weight": 1.0,
+    "eval_pairs": 300,
 }
 HF_FILES = [
     "config.json",
@@ -135,6 +136,38 @@ def _batches(
     return batches
 
 
+def _forward(
+    model: Any,
+    src: list[list[int]],
+    tgt: list[list[int]],
+    idx: list[int],
+    smoothing: float,
+    *,
+    attentions: bool = False,
+) -> tuple[Any, Any]:
+    """Teacher-forced forward pass of one batch: (label-smoothed cross-entropy, outputs)."""
+    import torch.nn.functional as F
+
+    pad = 0
+    input_ids = _pad([src[i] for i in idx], pad)
+    labels = _pad([tgt[i] for i in idx], -100)
+    decoder_input = _pad([[0, *tgt[i][:-1]] for i in idx], pad)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=(input_ids != pad).long(),
+        decoder_input_ids=decoder_input,
+        output_attentions=attentions,
+    )
+    logits = out.logits
+    loss = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]),
+        labels.reshape(-1),
+        ignore_index=-100,
+        label_smoothing=smoothing,
+    )
+    return loss, out
+
+
 def _pad(rows: list[list[int]], value: int) -> Any:
     import torch
 
@@ -145,7 +178,6 @@ def _pad(rows: list[list[int]], value: int) -> Any:
 def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, Any]:
     """Train into ``out``; returns a summary with held-out BLEU of greedy decoding."""
     import torch
-    import torch.nn.functional as F
     from tqdm import tqdm
 
     recipe = {**DEFAULT_RECIPE, **overrides}
@@ -159,7 +191,7 @@ def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, An
     sp = train_tokenizer(
         out, [p.en for p in corpus.train] + [p.fr for p in corpus.train], recipe["vocab_size"]
     )
-    eos, pad = 1, 0
+    eos = 1
     src = [[*ids, eos] for ids in sp.encode([p.en for p in corpus.train])]
     tgt = [[*ids, eos] for ids in sp.encode([p.fr for p in corpus.train])]
 
@@ -185,22 +217,9 @@ def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, An
         if not batches:
             batches = _batches(rng, src, tgt, recipe["batch_size"])
         idx = batches.pop()
-        input_ids = _pad([src[i] for i in idx], pad)
-        labels = _pad([tgt[i] for i in idx], -100)
-        decoder_input = _pad([[0, *tgt[i][:-1]] for i in idx], pad)
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        logits = model(
-            input_ids=input_ids,
-            attention_mask=(input_ids != pad).long(),
-            decoder_input_ids=decoder_input,
-        ).logits
-        loss = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]),
-            labels.reshape(-1),
-            ignore_index=-100,
-            label_smoothing=recipe["label_smoothing"],
-        )
+        loss, _ = _forward(model, src, tgt, idx, recipe["label_smoothing"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -215,7 +234,7 @@ def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, An
     seconds = time.monotonic() - started
     write_hf_extras(out)
 
-    bleu = heldout_bleu(out, corpus.heldout[:300])
+    bleu = heldout_bleu(out, corpus.heldout[: recipe["eval_pairs"]])
     recipe.update(
         train_seconds=round(seconds, 1),
         torch=torch.__version__,
@@ -267,7 +286,6 @@ def guided_alignment(
     """Phase 2: cross-entropy plus -log(attention mass on the referent noun) at the
     pronoun step, last decoder layer, heads averaged (the layer the service shows)."""
     import torch
-    import torch.nn.functional as F
     from tqdm import tqdm
 
     if not recipe["align_steps"]:
@@ -275,7 +293,7 @@ def guided_alignment(
     model.set_attn_implementation("eager")
     model.train()
     rng = random.Random(recipe["seed"] + 2)
-    eos, pad = 1, 0
+    eos = 1
     pairs = corpus.train
     src = [[*ids, eos] for ids in sp.encode([p.en for p in pairs])]
     tgt = [[*ids, eos] for ids in sp.encode([p.fr for p in pairs])]
@@ -287,22 +305,7 @@ def guided_alignment(
         if not batches:
             batches = _batches(rng, src, tgt, recipe["batch_size"])
         idx = batches.pop()
-        input_ids = _pad([src[i] for i in idx], pad)
-        labels = _pad([tgt[i] for i in idx], -100)
-        decoder_input = _pad([[0, *tgt[i][:-1]] for i in idx], pad)
-        out = model(
-            input_ids=input_ids,
-            attention_mask=(input_ids != pad).long(),
-            decoder_input_ids=decoder_input,
-            output_attentions=True,
-        )
-        logits = out.logits
-        loss = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]),
-            labels.reshape(-1),
-            ignore_index=-100,
-            label_smoothing=recipe["label_smoothing"],
-        )
+        loss, out = _forward(model, src, tgt, idx, recipe["label_smoothing"], attentions=True)
         attention = out.cross_attentions[-1].mean(dim=1)  # (B, T, S)
         masses = []
         for row, i in enumerate(idx):

@@ -8,17 +8,9 @@ import torch
 from diffusers import DDIMScheduler, EulerAncestralDiscreteScheduler
 
 from genserve.imagegen import schedulers
+from genserve.imagegen.train import DDIM_EXTRA, SCHEDULER
 
-CONFIG = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "clip_sample": False,
-    "steps_offset": 1,
-    "prediction_type": "epsilon",
-    "set_alpha_to_one": False,
-}
+CONFIG = {**SCHEDULER, **DDIM_EXTRA}  # the demo model's training schedule
 
 
 def _reference(name: str):
