@@ -15,8 +15,22 @@ from genserve.errors import InvalidInput, ModelIntegrityError
 
 PATTERNS = {
     "translation": ["*.json", "*.spm", "model.safetensors"],
+    "imagegen": [
+        "model_index.json",
+        "scheduler/*.json",
+        "tokenizer/*",
+        "text_encoder/config.json",
+        "text_encoder/model.safetensors",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.safetensors",
+        "vae/config.json",
+        "vae/diffusion_pytorch_model.safetensors",
+    ],
 }
-WEIGHTS = {"translation": "model.safetensors"}
+WEIGHTS = {
+    "translation": "model.safetensors",
+    "imagegen": "unet/diffusion_pytorch_model.safetensors",
+}
 
 
 def pull(kind: str, repo_id: str, out: Path, revision: str | None = None) -> Path:
@@ -32,9 +46,12 @@ def pull(kind: str, repo_id: str, out: Path, revision: str | None = None) -> Pat
             f"{repo_id} publishes no {WEIGHTS[kind]}; genserve loads no pickle weights"
         )
     files = sorted(
-        p.name
-        for p in out.iterdir()
-        if p.is_file() and p.name.endswith(ALLOWED_SUFFIXES) and p.name != "genserve.json"
+        str(p.relative_to(out))
+        for p in out.rglob("*")
+        if p.is_file()
+        and p.name.endswith(ALLOWED_SUFFIXES)
+        and p.name != "genserve.json"
+        and not p.relative_to(out).parts[0].startswith(".")  # the hub client's cache
     )
     write_manifest(
         out,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from genserve.batching import BatchStats
 
@@ -32,11 +32,23 @@ BATCH_SIZE = Histogram(
 )
 SAMPLES = Counter(
     "genserve_samples",
-    "Images produced by the GAN sampler (samples and interpolation frames)",
+    "Images produced (GAN samples and interpolation frames, generated images)",
     ["model"],
 )
 
 
+UNET_STEP_SECONDS = Histogram(
+    "genserve_unet_step_duration_seconds",
+    "One denoising step of a batch (UNet call and scheduler update)",
+    ["model"],
+    buckets=_LATENCY_BUCKETS,
+)
+JOBS_IN_PROGRESS = Gauge(
+    "genserve_jobs_in_progress",
+    "Image generation jobs queued or running",
+    ["model"],
+    multiprocess_mode="livesum",
+)
 TOKENS = Counter(
     "genserve_tokens",
     "Tokens read (direction=input, source tokens) and written (direction=output) by translation",

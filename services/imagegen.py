@@ -16,6 +16,7 @@ import asyncio
 import base64
 import io
 import secrets
+import time
 from typing import Any, Literal
 
 import bentoml
@@ -38,7 +39,13 @@ from genserve.imagegen.pipeline import (
     ImageParams,
     ImagePipeline,
 )
-from genserve.metrics import SAMPLES, STAGE_SECONDS, batch_observer
+from genserve.metrics import (
+    JOBS_IN_PROGRESS,
+    SAMPLES,
+    STAGE_SECONDS,
+    UNET_STEP_SECONDS,
+    batch_observer,
+)
 from services.web import Limits, create_app
 
 MAX_SEED = 2**64 - 1
@@ -109,7 +116,8 @@ class ImagegenService:
         self.batcher = MicroBatcher.from_settings(
             self._run_rows, settings.imagegen, batch_observer(self.model)
         )
-        self.jobs = JobStore(max_jobs=settings.imagegen.max_jobs)
+        gauge = JOBS_IN_PROGRESS.labels(self.model)
+        self.jobs = JobStore(max_jobs=settings.imagegen.max_jobs, on_count=gauge.set)
         self.ready = True
 
     def __is_ready__(self) -> bool:
@@ -140,11 +148,17 @@ class ImagegenService:
         on_step: Any = None,
     ) -> list[tuple[np.ndarray, list[np.ndarray]]]:
         history: list[np.ndarray] = []
+        last = [time.perf_counter()]
+        unet_step = UNET_STEP_SECONDS.labels(self.model)
 
         def step(i: int, denoised: np.ndarray) -> bool:
+            now = time.perf_counter()
+            unet_step.observe(now - last[0])
             if keep_frames:
                 history.append(self.pipeline.decode(denoised))
-            return on_step(i, denoised) if on_step is not None else True
+            keep_going = on_step(i, denoised) if on_step is not None else True
+            last[0] = time.perf_counter()  # previews and frames are not UNet time
+            return bool(keep_going)
 
         pixels = self.pipeline.generate(
             prompts, negative, seeds, params, guidance=guidance, on_step=step

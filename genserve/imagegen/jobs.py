@@ -44,11 +44,26 @@ class Job:
 
 
 class JobStore:
-    def __init__(self, *, max_jobs: int = 64, keep_s: float = 600.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_jobs: int = 64,
+        keep_s: float = 600.0,
+        on_count: Callable[[int], None] | None = None,
+    ) -> None:
+        """``on_count`` hears the number of unfinished jobs whenever it changes."""
         self.max_jobs, self.keep_s = max_jobs, keep_s
+        self._on_count = on_count
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobs")
+
+    def unfinished(self) -> int:
+        return sum(not j.done for j in list(self._jobs.values()))
+
+    def _report(self) -> None:
+        if self._on_count is not None:
+            self._on_count(self.unfinished())
 
     def _expire(self) -> None:
         now = time.time()
@@ -60,18 +75,20 @@ class JobStore:
     def submit(self, steps: int, work: Work) -> Job:
         with self._lock:
             self._expire()
-            if sum(not j.done for j in self._jobs.values()) >= self.max_jobs:
+            if self.unfinished() >= self.max_jobs:
                 raise Overloaded(
                     f"{self.max_jobs} jobs are already waiting or running", retry_after_s=5.0
                 )
             job = Job(uuid.uuid4().hex, steps)
             self._jobs[job.id] = job
+        self._report()
         self._executor.submit(self._run, job, work)
         return job
 
     def _run(self, job: Job, work: Work) -> None:
         if job.cancel.is_set():
             job.status, job.finished = "cancelled", time.time()
+            self._report()
             return
         job.status = "running"
 
@@ -90,6 +107,7 @@ class JobStore:
             job.status, job.error = "failed", type(exc).__name__
         finally:
             job.finished = time.time()
+            self._report()
 
     def get(self, job_id: str) -> Job:
         with self._lock:
@@ -104,6 +122,7 @@ class JobStore:
         job.cancel.set()
         if job.status == "queued":
             job.status, job.finished = "cancelled", time.time()
+            self._report()
         return job
 
     def close(self) -> None:

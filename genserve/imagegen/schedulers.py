@@ -5,7 +5,8 @@ schedule), told the number of inference steps, and then walks from noise to a cl
 latent: ``scale(x, i)`` prepares the UNet input at step ``i``, ``step(eps, i, x, noise)``
 returns the next latent and the current estimate of the clean latent (``x0``, what the
 previews show). Ancestral samplers take fresh noise at every step from the caller, so
-the caller decides where randomness comes from (a seed per image).
+the caller decides where randomness comes from (a seed per image). Both epsilon and
+v-prediction models (Stable Diffusion 2.x) are supported.
 """
 
 from __future__ import annotations
@@ -40,8 +41,15 @@ class Step:
     denoised: np.ndarray  # the current estimate of the clean latent
 
 
+def _prediction(config: dict[str, Any]) -> str:
+    kind = str(config.get("prediction_type", "epsilon"))
+    if kind not in ("epsilon", "v_prediction"):
+        raise ValueError(f"unsupported prediction_type {kind!r}")
+    return kind
+
+
 class DDIM:
-    """Deterministic DDIM (eta = 0), "leading" timestep spacing, epsilon prediction."""
+    """Deterministic DDIM (eta = 0), "leading" (or the config's) timestep spacing."""
 
     needs_noise = False
 
@@ -58,6 +66,7 @@ class DDIM:
         else:  # linspace
             self.timesteps = np.linspace(0, n - 1, steps).round()[::-1].astype(np.int64)
         self.ratio = n // steps
+        self.v = _prediction(config) == "v_prediction"
         self.final = np.float32(1.0) if config.get("set_alpha_to_one", True) else self.acp[0]
         self.init_sigma = 1.0
 
@@ -69,7 +78,11 @@ class DDIM:
         prev = t - self.ratio
         a_t = self.acp[t]
         a_prev = self.acp[prev] if prev >= 0 else self.final
-        x0 = (x - np.sqrt(1 - a_t) * eps) / np.sqrt(a_t)
+        if self.v:  # the model predicted v; recover x0 and epsilon from it
+            x0 = np.sqrt(a_t) * x - np.sqrt(1 - a_t) * eps
+            eps = np.sqrt(a_t) * eps + np.sqrt(1 - a_t) * x
+        else:
+            x0 = (x - np.sqrt(1 - a_t) * eps) / np.sqrt(a_t)
         out = np.sqrt(a_prev) * x0 + np.sqrt(1 - a_prev) * eps
         return Step(out.astype(np.float32), x0.astype(np.float32))
 
@@ -95,6 +108,7 @@ class EulerAncestral:
         s = np.interp(timesteps, np.arange(len(sigmas)), sigmas)
         self.sigmas = np.concatenate([s, [0.0]]).astype(np.float32)
         self.timesteps = timesteps
+        self.v = _prediction(config) == "v_prediction"
         top = float(self.sigmas.max())
         self.init_sigma = top if spacing in ("linspace", "trailing") else (top**2 + 1) ** 0.5
 
@@ -105,7 +119,10 @@ class EulerAncestral:
         if noise is None:
             raise ValueError("Euler-ancestral needs a noise source")
         sigma, sigma_to = self.sigmas[i], self.sigmas[i + 1]
-        x0 = x - sigma * eps
+        if self.v:
+            x0 = eps * (-sigma / np.sqrt(sigma**2 + 1)) + x / (sigma**2 + 1)
+        else:
+            x0 = x - sigma * eps
         up = np.sqrt(sigma_to**2 * (sigma**2 - sigma_to**2) / sigma**2)
         down = np.sqrt(sigma_to**2 - up**2)
         out = x + (x - x0) / sigma * (down - sigma)

@@ -27,10 +27,10 @@ from genserve.imagegen.shapes import dataset, split_scenes
 DEFAULT_RECIPE: dict[str, Any] = {
     "seed": 0,
     "per_scene": 54,
-    "vae_steps": 900,
-    "unet_steps": 4800,
+    "vae_steps": 1100,
+    "unet_steps": 4000,
     "batch_size": 64,
-    "vae_lr": 1e-3,
+    "vae_lr": 3e-4,
     "lr": 5e-4,
     "warmup": 200,
     "uncond_prob": 0.1,
@@ -209,7 +209,9 @@ def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, An
         idx = torch.randint(len(x_all), (bs,), generator=gen)
         x = x_all[idx]
         post = vae.encode(x).latent_dist
-        rec = vae.decode(post.sample(generator=gen)).sample
+        # Decoding the posterior mean (a deterministic autoencoder with a whisper of KL)
+        # reaches a sharp reconstruction in minutes; sampled latents take far longer.
+        rec = vae.decode(post.mode()).sample
         kl = post.kl().mean()
         loss = F.mse_loss(rec, x) + 1e-6 * kl
         opt.zero_grad(set_to_none=True)

@@ -13,19 +13,21 @@ from genserve.imagegen.train import DDIM_EXTRA, SCHEDULER
 CONFIG = {**SCHEDULER, **DDIM_EXTRA}  # the demo model's training schedule
 
 
-def _reference(name: str):
+def _reference(name: str, config: dict):
     if name == "ddim":
-        return DDIMScheduler(**CONFIG)
-    cfg = {k: v for k, v in CONFIG.items() if k not in ("clip_sample", "set_alpha_to_one")}
+        return DDIMScheduler(**config)
+    cfg = {k: v for k, v in config.items() if k not in ("clip_sample", "set_alpha_to_one")}
     return EulerAncestralDiscreteScheduler(**cfg)
 
 
 @pytest.mark.parametrize("name", schedulers.NAMES)
 @pytest.mark.parametrize("steps", [1, 4, 25])
-def test_matches_diffusers(name: str, steps: int) -> None:
-    ref = _reference(name)
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+def test_matches_diffusers(name: str, steps: int, prediction: str) -> None:
+    config = {**CONFIG, "prediction_type": prediction}
+    ref = _reference(name, config)
     ref.set_timesteps(steps)
-    ours = schedulers.make(name, CONFIG, steps)
+    ours = schedulers.make(name, config, steps)
     np.testing.assert_allclose(ours.timesteps, ref.timesteps.numpy(), rtol=1e-6)
     assert ours.init_sigma == pytest.approx(float(ref.init_noise_sigma), rel=1e-5)
     rng = np.random.default_rng(0)
