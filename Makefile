@@ -8,7 +8,7 @@ PY := $(BIN)/python
 MODELS_DIR ?= build/models
 HOST ?= 127.0.0.1
 
-.PHONY: up test install models lint typecheck bench train-gan train-translation clean
+.PHONY: up test install models lint typecheck bench train-gan train-translation train-imagegen clean
 
 install: $(VENV)/.installed
 
@@ -19,7 +19,8 @@ $(VENV)/.installed: requirements/serve.txt requirements/dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-models: $(MODELS_DIR)/gan/genserve.json $(MODELS_DIR)/translation/genserve.json
+models: $(MODELS_DIR)/gan/genserve.json $(MODELS_DIR)/translation/genserve.json \
+	$(MODELS_DIR)/imagegen/genserve.json
 
 # ONNX is built from the committed weights, never retrained here.
 $(MODELS_DIR)/gan/genserve.json: models/gan/genserve.json models/gan/generator.safetensors \
@@ -29,6 +30,10 @@ $(MODELS_DIR)/gan/genserve.json: models/gan/genserve.json models/gan/generator.s
 $(MODELS_DIR)/translation/genserve.json: $(wildcard models/translation/*) \
 		genserve/translation/export.py $(VENV)/.installed
 	$(BIN)/genserve models export translation --out $(MODELS_DIR)/translation
+
+$(MODELS_DIR)/imagegen/genserve.json: $(shell find models/imagegen -type f 2>/dev/null) \
+		genserve/imagegen/export.py $(VENV)/.installed
+	$(BIN)/genserve models export imagegen --out $(MODELS_DIR)/imagegen
 
 up: install models
 	GENSERVE_MODELS_DIR=$(abspath $(MODELS_DIR)) $(BIN)/genserve serve --host $(HOST)
@@ -46,12 +51,16 @@ test: install models lint typecheck
 bench: install models
 	$(BIN)/genserve bench gan
 	$(BIN)/genserve bench translation
+	$(BIN)/genserve bench imagegen
 
 train-gan: install
 	$(BIN)/genserve models train gan
 
 train-translation: install
 	$(BIN)/genserve models train translation
+
+train-imagegen: install
+	$(BIN)/genserve models train imagegen
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     s = sub.add_parser("serve", help="start every model service on loopback ports (make up)")
     s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port-base", type=int, default=3000, help="first port; one per service")
 
     b = sub.add_parser("bench", help="benchmarks, side by side in one run")
     b.add_argument("kind", choices=KINDS)
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from genserve.launcher import serve
 
-            return serve(args.host)
+            return serve(args.host, args.port_base)
         return {"models": _models, "bench": _bench}[args.command](args, settings)
     except GenserveError as exc:
         print(f"genserve: error: {exc.message}", file=sys.stderr)

@@ -23,20 +23,23 @@ from genserve.config import PROJECT_ROOT
 class ServiceSpec:
     name: str
     target: str
-    port: int
+    offset: int  # port = base port + offset
     routes: str
 
 
 SERVICES = (
-    ServiceSpec("gan", "services.gan:GanService", 3000, "/v1/samples /v1/interpolate /v1/model"),
+    ServiceSpec("gan", "services.gan:GanService", 0, "/v1/samples /v1/interpolate /v1/model"),
     ServiceSpec(
-        "translation", "services.translation:TranslationService", 3001, "/v1/translate /v1/model"
+        "translation", "services.translation:TranslationService", 1, "/v1/translate /v1/model"
     ),
+    ServiceSpec("imagegen", "services.imagegen:ImagegenService", 2, "/v1/images /v1/jobs"),
 )
 
 
-def serve(host: str = "127.0.0.1", timeout: float = 120.0) -> int:
+def serve(host: str = "127.0.0.1", base_port: int = 3000, timeout: float = 120.0) -> int:
+    """Start every service on ``base_port`` + 0, 1, 2...; returns when they stop."""
     procs: list[tuple[ServiceSpec, subprocess.Popen[bytes]]] = []
+    port = {spec.name: base_port + spec.offset for spec in SERVICES}
     for spec in SERVICES:
         cmd = [
             sys.executable,
@@ -47,7 +50,7 @@ def serve(host: str = "127.0.0.1", timeout: float = 120.0) -> int:
             "--host",
             host,
             "--port",
-            str(spec.port),
+            str(port[spec.name]),
         ]
         procs.append((spec, subprocess.Popen(cmd, cwd=PROJECT_ROOT, start_new_session=True)))
 
@@ -73,7 +76,7 @@ def serve(host: str = "127.0.0.1", timeout: float = 120.0) -> int:
                     return 1
                 if spec.name in waiting:
                     try:
-                        url = f"http://{host}:{spec.port}/readyz"
+                        url = f"http://{host}:{port[spec.name]}/readyz"
                         if httpx.get(url, timeout=1).status_code == 200:
                             waiting.discard(spec.name)
                     except httpx.HTTPError:
@@ -84,7 +87,7 @@ def serve(host: str = "127.0.0.1", timeout: float = 120.0) -> int:
             return 1
         print("\ngenserve is up (demo models, no authentication: local development)")
         for spec, _p in procs:
-            base = f"http://{host}:{spec.port}"
+            base = f"http://{host}:{port[spec.name]}"
             print(
                 f"  {spec.name:<12} {base}{spec.routes.split()[0]}  docs {base}/v1/docs  "
                 f"metrics {base}/metrics"

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import bentoml
 import numpy as np
 from fastapi import Response
+from fastapi.responses import JSONResponse
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -216,6 +217,8 @@ class ImagegenService:
         job = self.jobs.get(job_id)
         if job.status != "succeeded":
             raise InvalidInput(f"job is {job.status}, not succeeded", field="job_id")
+        if isinstance(job.result, BaseModel):  # the same JSON as the synchronous answer
+            return JSONResponse(job.result.model_dump(exclude_none=True))
         return job.result
 
     @app.delete("/jobs/{job_id}", response_model=JobStatus, response_model_exclude_none=True)
