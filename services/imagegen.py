@@ -189,7 +189,7 @@ class ImagegenService:
         with STAGE_SECONDS.labels(self.model, "postprocess").time():
             return await asyncio.to_thread(_encode, req, seed, list(results))
 
-    @app.post("/jobs", status_code=202, response_model=JobStatus)
+    @app.post("/jobs", status_code=202, response_model=JobStatus, response_model_exclude_none=True)
     async def submit_job(self, req: ImageRequest) -> JobStatus:
         """Queue a generation; poll its status for progress and a preview."""
         seed, rows = self._rows(req)
