@@ -11,11 +11,15 @@ MODELS_DIR = Path(os.environ.get("GENSERVE_MODELS_DIR", PROJECT_ROOT / "build" /
 WEIGHTS_DIR = PROJECT_ROOT / "models"
 
 
-@pytest.fixture(scope="session")
-def gan_model_dir() -> Path:
-    folder = MODELS_DIR / "gan"
+def built(kind: str) -> Path:
+    folder = MODELS_DIR / kind
     assert (folder / "genserve.json").is_file(), "build the models first: make models"
     return folder
+
+
+@pytest.fixture(scope="session")
+def gan_model_dir() -> Path:
+    return built("gan")
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +31,7 @@ def gan_sampler(gan_model_dir: Path):
 
 @pytest.fixture(scope="session")
 def translation_model_dir() -> Path:
-    folder = MODELS_DIR / "translation"
-    assert (folder / "genserve.json").is_file(), "build the models first: make models"
-    return folder
+    return built("translation")
 
 
 @pytest.fixture(scope="session")
@@ -41,9 +43,7 @@ def translator(translation_model_dir: Path):
 
 @pytest.fixture(scope="session")
 def imagegen_model_dir() -> Path:
-    folder = MODELS_DIR / "imagegen"
-    assert (folder / "genserve.json").is_file(), "build the models first: make models"
-    return folder
+    return built("imagegen")
 
 
 @pytest.fixture(scope="session")

@@ -124,6 +124,3 @@ class JobStore:
             job.status, job.finished = "cancelled", time.time()
             self._report()
         return job
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -80,35 +80,28 @@ class Server:
         self._log_file.close()
 
 
-@pytest.fixture(scope="session")
-def gan_server(tmp_path_factory: pytest.TempPathFactory, gan_model_dir: Path) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp("logs") / "gan.log"
-    server = Server("services.gan:GanService", {"GENSERVE_GAN_MAX_LATENCY_MS": "20"}, log)
+def _serve(factory: pytest.TempPathFactory, name: str, target: str) -> Iterator[Server]:
+    """A session's server, batching with a generous wait so concurrent tests share calls."""
+    log = factory.mktemp("logs") / f"{name}.log"
+    server = Server(target, {f"GENSERVE_{name.upper()}_MAX_LATENCY_MS": "30"}, log)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def gan_server(tmp_path_factory: pytest.TempPathFactory, gan_model_dir: Path) -> Iterator[Server]:
+    yield from _serve(tmp_path_factory, "gan", "services.gan:GanService")
 
 
 @pytest.fixture(scope="session")
 def translation_server(
     tmp_path_factory: pytest.TempPathFactory, translation_model_dir: Path
 ) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp("logs") / "translation.log"
-    server = Server(
-        "services.translation:TranslationService",
-        {"GENSERVE_TRANSLATION_MAX_LATENCY_MS": "30"},
-        log,
-    )
-    yield server
-    server.stop()
+    yield from _serve(tmp_path_factory, "translation", "services.translation:TranslationService")
 
 
 @pytest.fixture(scope="session")
 def imagegen_server(
     tmp_path_factory: pytest.TempPathFactory, imagegen_model_dir: Path
 ) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp("logs") / "imagegen.log"
-    server = Server(
-        "services.imagegen:ImagegenService", {"GENSERVE_IMAGEGEN_MAX_LATENCY_MS": "30"}, log
-    )
-    yield server
-    server.stop()
+    yield from _serve(tmp_path_factory, "imagegen", "services.imagegen:ImagegenService")
