@@ -31,32 +31,13 @@ OUTPUT_LEN = 32
 def _build_random_marian(folder: Path) -> Any:
     """A random-weight MarianMTModel saved as a Hugging Face folder CTranslate2 can read."""
     import torch
-    from transformers import MarianConfig, MarianMTModel
 
     from genserve.config import PROJECT_ROOT
+    from genserve.translation.train import build_model
 
     d = OPUS_MT_EN_DE
     torch.manual_seed(0)
-    config = MarianConfig(
-        vocab_size=d["vocab_size"],
-        decoder_vocab_size=d["vocab_size"],
-        d_model=d["d_model"],
-        encoder_layers=d["layers"],
-        decoder_layers=d["layers"],
-        encoder_attention_heads=d["heads"],
-        decoder_attention_heads=d["heads"],
-        encoder_ffn_dim=d["ffn"],
-        decoder_ffn_dim=d["ffn"],
-        max_position_embeddings=512,
-        activation_function="swish",
-        scale_embedding=True,
-        pad_token_id=d["vocab_size"] - 1,
-        eos_token_id=0,
-        decoder_start_token_id=d["vocab_size"] - 1,
-        forced_eos_token_id=0,
-        share_encoder_decoder_embeddings=True,
-    )
-    model = MarianMTModel(config).eval()
+    model = build_model(d, pad_id=d["vocab_size"] - 1, eos_id=0).eval()
     model.save_pretrained(folder, safe_serialization=True)
     # CTranslate2's converter reads the vocabulary through MarianTokenizer.
     names = [f"▁w{i}" for i in range(d["vocab_size"])]

@@ -98,7 +98,9 @@ def train_tokenizer(out: Path, sentences: list[str], vocab_size: int) -> Any:
     return sp
 
 
-def build_model(recipe: dict[str, Any]) -> Any:
+def build_model(recipe: dict[str, Any], *, pad_id: int = 0, eos_id: int = 1) -> Any:
+    """A random-weight MarianMTModel of the recipe's dimensions. The demo puts pad at 0
+    and eos at 1; opus-mt checkpoints put eos at 0 and pad last."""
     from transformers import MarianConfig, MarianMTModel
 
     config = MarianConfig(
@@ -115,10 +117,10 @@ def build_model(recipe: dict[str, Any]) -> Any:
         activation_function="swish",
         scale_embedding=True,
         share_encoder_decoder_embeddings=True,
-        pad_token_id=0,
-        eos_token_id=1,
-        decoder_start_token_id=0,
-        forced_eos_token_id=1,
+        pad_token_id=pad_id,
+        eos_token_id=eos_id,
+        decoder_start_token_id=pad_id,
+        forced_eos_token_id=eos_id,
         dropout=0.1,
         attention_dropout=0.0,
         activation_dropout=0.0,
