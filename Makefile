@@ -7,8 +7,12 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 MODELS_DIR ?= build/models
 HOST ?= 127.0.0.1
+AUTH ?= off
+# The browser test drives Debian's chromium (through Playwright); installed if missing.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test install models lint typecheck bench train-gan train-translation train-imagegen clean
+.PHONY: up test install browser protos models lint typecheck bench train-gan train-translation train-imagegen clean
 
 install: $(VENV)/.installed
 
@@ -18,6 +22,17 @@ $(VENV)/.installed: requirements/serve.txt requirements/dev.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements/dev.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+
+# The gRPC modules are committed; regenerate them after changing the .proto.
+protos: install
+	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. \
+		genserve/protocol/inference.proto
 
 models: $(MODELS_DIR)/gan/genserve.json $(MODELS_DIR)/translation/genserve.json \
 	$(MODELS_DIR)/imagegen/genserve.json
@@ -36,7 +51,7 @@ $(MODELS_DIR)/imagegen/genserve.json: $(shell find models/imagegen -type f 2>/de
 	$(BIN)/genserve models export imagegen --out $(MODELS_DIR)/imagegen
 
 up: install models
-	GENSERVE_MODELS_DIR=$(abspath $(MODELS_DIR)) $(BIN)/genserve serve --host $(HOST)
+	GENSERVE_MODELS_DIR=$(abspath $(MODELS_DIR)) $(BIN)/genserve serve --host $(HOST) --auth $(AUTH)
 
 lint: install
 	$(BIN)/ruff check .
@@ -45,13 +60,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install models lint typecheck
+test: install models browser lint typecheck
 	GENSERVE_MODELS_DIR=$(MODELS_DIR) $(BIN)/pytest
 
 bench: install models
 	$(BIN)/genserve bench gan
 	$(BIN)/genserve bench translation
 	$(BIN)/genserve bench imagegen
+	$(BIN)/genserve bench gateway
 
 train-gan: install
 	$(BIN)/genserve models train gan

@@ -72,6 +72,10 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.kind == "gateway":
+        from genserve.gateway_bench import main as bench_gateway
+
+        return bench_gateway(requests=args.requests)
     if args.kind == "translation":
         from genserve.translation.bench import main as bench_translation
 
@@ -101,6 +105,27 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    """A new API key: the key once on stdout, the entry to add to the keys file after it."""
+    import json
+
+    from services.security import SCOPES, key_digest, new_key
+
+    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+    unknown = set(scopes) - SCOPES
+    if unknown:
+        print(f"genserve: unknown scopes {sorted(unknown)}; use {sorted(SCOPES)}", file=sys.stderr)
+        return 2
+    key = new_key()
+    entry: dict[str, object] = {"name": args.name, "sha256": key_digest(key), "scopes": scopes}
+    if args.rate_per_minute is not None:
+        entry["rate_per_minute"] = args.rate_per_minute
+    print(f"key (shown once; give it to {args.name}): {key}")
+    print("entry for the keys file (GENSERVE_GATEWAY_KEYS_FILE):")
+    print(json.dumps(entry))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="genserve", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -122,25 +147,40 @@ def main(argv: list[str] | None = None) -> int:
     p = msub.add_parser("verify", help="check a model folder against its manifest")
     p.add_argument("folder")
 
-    s = sub.add_parser("serve", help="start every model service on loopback ports (make up)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port-base", type=int, default=3000, help="first port; one per service")
+    s = sub.add_parser("serve", help="start the gateway and every model service (make up)")
+    s.add_argument("--host", default="127.0.0.1", help="address the gateway binds")
+    s.add_argument("--port-base", type=int, default=3000, help="gateway port; others follow")
+    s.add_argument(
+        "--auth",
+        choices=("on", "off"),
+        default="off",
+        help="require API keys (GENSERVE_GATEWAY_KEYS_FILE); off = local development",
+    )
+
+    k = sub.add_parser("keys", help="API keys for the gateway")
+    ksub = k.add_subparsers(dest="action", required=True)
+    p = ksub.add_parser("new", help="make a key; prints it once and the hashed entry to store")
+    p.add_argument("name", help="who holds it (this name appears in logs, the key never)")
+    p.add_argument("--scopes", default="translation,imagegen,gan", help="comma-separated")
+    p.add_argument("--rate-per-minute", type=float, help="default: the gateway's")
 
     b = sub.add_parser("bench", help="benchmarks, side by side in one run")
-    b.add_argument("kind", choices=KINDS)
+    b.add_argument("kind", choices=(*KINDS, "gateway"))
     b.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     b.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     b.add_argument("--skip-startup", action="store_true", help="skip the start-to-ready timing")
+    b.add_argument("--requests", type=int, default=400, help="gateway: requests per path")
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll
     settings = Settings()
     try:
         if args.command == "serve":
             from genserve.launcher import serve
 
-            return serve(args.host, args.port_base)
-        return {"models": _models, "bench": _bench}[args.command](args, settings)
+            return serve(args.host, args.port_base, auth=args.auth == "on")
+        return {"models": _models, "bench": _bench, "keys": _keys}[args.command](args, settings)
     except GenserveError as exc:
         print(f"genserve: error: {exc.message}", file=sys.stderr)
         return 2

@@ -87,6 +87,33 @@ class ImagegenSettings(BatchingSettings):
     max_jobs: int = Field(32, ge=1, le=10_000, description="unfinished async jobs before 503")
 
 
+class GatewaySettings(BaseSettings):
+    """The gateway in front of the model services (``GENSERVE_GATEWAY_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GENSERVE_GATEWAY_")
+
+    gan_url: str = Field("http://127.0.0.1:3010", description="the GAN service")
+    translation_url: str = Field("http://127.0.0.1:3011", description="the translation service")
+    imagegen_url: str = Field("http://127.0.0.1:3012", description="the image service")
+    grpc_port: int = Field(3001, ge=0, le=65535, description="OIP v2 gRPC port; 0 = no gRPC")
+    grpc_host: str = Field("127.0.0.1", description="address the gRPC server binds")
+    auth: bool = Field(True, description="require API keys; false only for local development")
+    keys_file: Path | None = Field(None, description="JSON file of hashed API keys")
+    keys: str = Field("", description="the same JSON inline (from a secret), added to the file's")
+    rate_per_minute: float = Field(
+        600.0, gt=0, le=1e7, description="requests per key per minute, unless its entry says"
+    )
+    burst: int = Field(20, ge=1, le=100_000, description="requests a key may send at once")
+    max_in_flight: int = Field(256, ge=1, le=100_000, description="open requests before 503")
+    connect_timeout_s: float = Field(0.5, gt=0, le=30, description="connecting to a service")
+    timeout_gan_s: float = Field(30.0, gt=0, le=3600)
+    timeout_translation_s: float = Field(60.0, gt=0, le=3600)
+    timeout_imagegen_s: float = Field(300.0, gt=0, le=3600, description="synchronous images")
+    timeout_jobs_s: float = Field(10.0, gt=0, le=3600, description="job status, result, cancel")
+    health_interval_s: float = Field(0.5, gt=0, le=60, description="probing each service")
+    cors_origins: str = Field("", description="comma-separated allowed origins; empty = no CORS")
+
+
 class Settings(BaseSettings):
     """All settings. Construct once at start-up."""
 
@@ -96,3 +123,4 @@ class Settings(BaseSettings):
     gan: GanSettings = Field(default_factory=GanSettings)
     translation: TranslationSettings = Field(default_factory=TranslationSettings)
     imagegen: ImagegenSettings = Field(default_factory=ImagegenSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)

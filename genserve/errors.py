@@ -17,6 +17,8 @@ class GenserveError(Exception):
     grpc_code: ClassVar[str] = "INTERNAL"
     code: ClassVar[str] = "internal"
     retry_after_s: float | None = None
+    # What a 5xx body says: a fixed sentence per class, never the exception's text.
+    public_message: ClassVar[str] = "internal error; quote the request_id when reporting it"
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -35,7 +37,7 @@ class GenserveError(Exception):
             if self.field is not None:
                 body["field"] = self.field
         else:
-            body["message"] = "internal error; quote the request_id when reporting it"
+            body["message"] = self.public_message
         if request_id is not None:
             body["request_id"] = request_id
         return {"error": body}
@@ -79,16 +81,65 @@ class Overloaded(GenserveError):
     http_status = 503
     grpc_code = "UNAVAILABLE"
     code = "overloaded"
+    public_message = "the service is at capacity; retry after Retry-After seconds"
 
     def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
 
 
+class Unauthenticated(GenserveError):
+    """No API key, or one that matches no stored hash."""
+
+    http_status = 401
+    grpc_code = "UNAUTHENTICATED"
+    code = "unauthenticated"
+
+
+class Forbidden(GenserveError):
+    """A valid key whose scopes do not cover the route."""
+
+    http_status = 403
+    grpc_code = "PERMISSION_DENIED"
+    code = "forbidden"
+
+
+class RateLimited(GenserveError):
+    """A key spent its request budget; Retry-After says when the next one fits."""
+
+    http_status = 429
+    grpc_code = "RESOURCE_EXHAUSTED"
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class BackendUnavailable(GenserveError):
+    """The model service behind a route is down or refused the connection."""
+
+    http_status = 503
+    grpc_code = "UNAVAILABLE"
+    code = "backend_unavailable"
+    public_message = "the model service for this route is unavailable; retry shortly"
+    retry_after_s = 1.0
+
+
+class GatewayTimeout(GenserveError):
+    """The model service did not answer within the route's timeout."""
+
+    http_status = 504
+    grpc_code = "DEADLINE_EXCEEDED"
+    code = "timeout"
+    public_message = "the model service did not answer in time"
+
+
 class NotReady(GenserveError):
     http_status = 503
     grpc_code = "UNAVAILABLE"
     code = "not_ready"
+    public_message = "the service is starting; retry shortly"
 
 
 class ModelIntegrityError(GenserveError):
@@ -108,3 +159,21 @@ class ConfigError(GenserveError):
     """A setting cannot be honoured (unknown execution provider, bad models folder)."""
 
     code = "config"
+
+
+def from_wire(
+    status: int, body: dict[str, Any], retry_after_s: float | None = None
+) -> GenserveError:
+    """The error a service answered with, rebuilt from its ``{"error": {...}}`` body."""
+    fields = body.get("error") if isinstance(body, dict) else None
+    fields = fields if isinstance(fields, dict) else {}
+    code, message, field = fields.get("code"), fields.get("message"), fields.get("field")
+    kinds: list[type[GenserveError]] = [GenserveError]
+    for kind in kinds:
+        kinds.extend(kind.__subclasses__())
+    kind = next((k for k in kinds if k.code == code and k.http_status == status), GenserveError)
+    error = kind.__new__(kind)
+    GenserveError.__init__(error, str(message or code or status), field=field)
+    if retry_after_s is not None:
+        error.retry_after_s = retry_after_s
+    return error

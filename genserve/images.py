@@ -65,3 +65,9 @@ def gif(frames: Sequence[np.ndarray], frame_ms: int = 80, loop: bool = True) -> 
         optimize=False,
     )
     return buf.getvalue()
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    """An encoded image (PNG, JPEG) as an H x W x 3 uint8 array."""
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img.convert("RGB"))

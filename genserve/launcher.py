@@ -1,8 +1,10 @@
-"""``genserve serve``: start every model service (``make up``), each its own process.
+"""``genserve serve``: the whole graph on one machine (``make up``), each service its own
+process: the three model services on loopback ports, and the gateway in front of them.
 
-Each service is ``bentoml serve services.<name>:<Class>`` on its own loopback port. The
-launcher waits until every one answers /readyz, prints the URLs, and stops them all when
-it is interrupted or when one of them exits.
+Ports from ``--port-base`` B: gateway HTTP B, gateway gRPC B+1, gan B+10, translation
+B+11, imagegen B+12. Model services always bind loopback: callers use the gateway. The
+launcher waits for every /readyz, prints the URLs and the authentication mode, and stops
+everything when interrupted or when one service exits.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
 from genserve.config import PROJECT_ROOT
+
+GRPC_OFFSET = 1
 
 
 @dataclass(frozen=True)
@@ -24,74 +28,105 @@ class ServiceSpec:
     name: str
     target: str
     offset: int  # port = base port + offset
-    routes: str
+    env: dict[str, str] = field(default_factory=dict)
 
 
-SERVICES = (
-    ServiceSpec("gan", "services.gan:GanService", 0, "/v1/samples /v1/interpolate /v1/model"),
-    ServiceSpec(
-        "translation", "services.translation:TranslationService", 1, "/v1/translate /v1/model"
-    ),
-    ServiceSpec("imagegen", "services.imagegen:ImagegenService", 2, "/v1/images /v1/jobs"),
+MODEL_SERVICES = (
+    ServiceSpec("gan", "services.gan:GanService", 10),
+    ServiceSpec("translation", "services.translation:TranslationService", 11),
+    ServiceSpec("imagegen", "services.imagegen:ImagegenService", 12),
 )
 
 
-def serve(host: str = "127.0.0.1", base_port: int = 3000, timeout: float = 120.0) -> int:
-    """Start every service on ``base_port`` + 0, 1, 2...; returns when they stop."""
-    procs: list[tuple[ServiceSpec, subprocess.Popen[bytes]]] = []
-    port = {spec.name: base_port + spec.offset for spec in SERVICES}
-    for spec in SERVICES:
-        cmd = [
-            sys.executable,
-            "-m",
-            "bentoml",
-            "serve",
-            spec.target,
-            "--host",
-            host,
-            "--port",
-            str(port[spec.name]),
-        ]
-        procs.append((spec, subprocess.Popen(cmd, cwd=PROJECT_ROOT, start_new_session=True)))
+def spawn(
+    target: str, host: str, port: int, env: dict[str, str] | None = None, quiet: bool = False
+) -> subprocess.Popen[bytes]:
+    """``bentoml serve target`` in its own session (so it can be stopped as a group).
 
-    def stop() -> None:
+    Each server gets its own BENTOML_HOME: BentoML keeps its Prometheus multiprocess files
+    in one folder under it and empties that folder when a server starts, so servers
+    sharing a home would erase (and mix) each other's metrics.
+    """
+    cmd = [sys.executable, "-m", "bentoml", "serve", target, "--host", host, "--port", str(port)]
+    home = PROJECT_ROOT / "build" / "bentoml" / str(port)
+    home.mkdir(parents=True, exist_ok=True)
+    out = subprocess.DEVNULL if quiet else None
+    return subprocess.Popen(
+        cmd,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "BENTOML_HOME": str(home), **(env or {})},
+        stdout=out,
+        stderr=out,
+        start_new_session=True,
+    )
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> float:
+    """Seconds until ``url``/readyz answers 200; raises if the process exits or time runs out."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: the service exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=timeout)
+
+
+def gateway_spec(base_port: int, auth: bool) -> ServiceSpec:
+    env = {
+        f"GENSERVE_GATEWAY_{s.name.upper()}_URL": f"http://127.0.0.1:{base_port + s.offset}"
+        for s in MODEL_SERVICES
+    }
+    env["GENSERVE_GATEWAY_GRPC_PORT"] = str(base_port + GRPC_OFFSET)
+    env["GENSERVE_GATEWAY_AUTH"] = "true" if auth else "false"
+    return ServiceSpec("gateway", "services.gateway:Gateway", 0, env)
+
+
+def serve(
+    host: str = "127.0.0.1", base_port: int = 3000, auth: bool = False, timeout: float = 120.0
+) -> int:
+    """Start every service and the gateway; returns when they stop."""
+    gateway = gateway_spec(base_port, auth)
+    procs: list[tuple[ServiceSpec, subprocess.Popen[bytes]]] = []
+    for spec in (*MODEL_SERVICES, gateway):
+        bind = host if spec is gateway else "127.0.0.1"
+        env = {**spec.env, "GENSERVE_GATEWAY_GRPC_HOST": host} if spec is gateway else spec.env
+        procs.append((spec, spawn(spec.target, bind, base_port + spec.offset, env)))
+
+    def stop_all() -> None:
         for _spec, p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for _spec, p in procs:
-            p.wait(timeout=30)
+            stop(p)
 
     def on_sigterm(*_args: object) -> None:
-        stop()
+        stop_all()
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        started = time.monotonic()
-        waiting = {spec.name for spec, _p in procs}
-        while waiting and time.monotonic() - started < timeout:
-            for spec, p in procs:
-                if p.poll() is not None:
-                    print(f"genserve: {spec.name} exited with {p.returncode}", file=sys.stderr)
-                    return 1
-                if spec.name in waiting:
-                    try:
-                        url = f"http://{host}:{port[spec.name]}/readyz"
-                        if httpx.get(url, timeout=1).status_code == 200:
-                            waiting.discard(spec.name)
-                    except httpx.HTTPError:
-                        pass
-            time.sleep(0.2)
-        if waiting:
-            print(f"genserve: not ready after {timeout}s: {sorted(waiting)}", file=sys.stderr)
+        if not _wait_ready(procs, base_port, timeout):
             return 1
-        print("\ngenserve is up (demo models, no authentication: local development)")
-        for spec, _p in procs:
-            base = f"http://{host}:{port[spec.name]}"
-            print(
-                f"  {spec.name:<12} {base}{spec.routes.split()[0]}  docs {base}/v1/docs  "
-                f"metrics {base}/metrics"
-            )
+        shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
+        url = f"http://{shown}:{base_port}"
+        mode = (
+            "authentication ON: send Authorization: Bearer <key>"
+            if auth
+            else "authentication OFF (local development; metrics and docs from this machine only)"
+        )
+        print(f"\ngenserve is up on the demo models, {mode}")
+        print(f"  playground  {url}/")
+        print(f"  REST        {url}/v1   (docs {url}/docs)")
+        print(f"  OIP v2      {url}/v2   gRPC {shown}:{base_port + GRPC_OFFSET}")
+        print(f"  metrics     {url}/metrics")
         print("Ctrl-C stops everything.", flush=True)
         while all(p.poll() is None for _spec, p in procs):
             time.sleep(0.5)
@@ -99,4 +134,27 @@ def serve(host: str = "127.0.0.1", base_port: int = 3000, timeout: float = 120.0
     except KeyboardInterrupt:
         return 0
     finally:
-        stop()
+        stop_all()
+
+
+def _wait_ready(
+    procs: list[tuple[ServiceSpec, subprocess.Popen[bytes]]], base_port: int, timeout: float
+) -> bool:
+    started = time.monotonic()
+    waiting = {spec.name for spec, _p in procs}
+    while waiting and time.monotonic() - started < timeout:
+        for spec, p in procs:
+            if p.poll() is not None:
+                print(f"genserve: {spec.name} exited with {p.returncode}", file=sys.stderr)
+                return False
+            if spec.name in waiting:
+                try:
+                    r = httpx.get(f"http://127.0.0.1:{base_port + spec.offset}/readyz", timeout=1)
+                    if r.status_code == 200:
+                        waiting.discard(spec.name)
+                except httpx.HTTPError:
+                    pass
+        time.sleep(0.2)
+    if waiting:
+        print(f"genserve: not ready after {timeout}s: {sorted(waiting)}", file=sys.stderr)
+    return not waiting

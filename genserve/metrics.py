@@ -66,3 +66,17 @@ def batch_observer(model: str) -> Callable[[BatchStats], None]:
         BATCH_SIZE.labels(model).observe(stats.rows)
 
     return observe
+
+
+BACKEND_UP = Gauge(
+    "genserve_gateway_backend_up",
+    "1 when the gateway's last probe found the model service ready, else 0",
+    ["model"],
+    multiprocess_mode="livemax",
+)
+GATEWAY_REJECTIONS = Counter(
+    "genserve_gateway_rejections",
+    "Requests the gateway answered itself: unauthenticated, forbidden, rate_limited, "
+    "overloaded, backend_unavailable, timeout",
+    ["reason"],
+)

@@ -14,75 +14,26 @@ import asyncio
 import base64
 import logging
 import secrets
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import bentoml
 import numpy as np
 from fastapi import Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from genserve import images
 from genserve.batching import MicroBatcher
 from genserve.config import Settings
 from genserve.errors import InvalidInput
 from genserve.gan.sampler import (
-    MAX_FRAMES,
-    MAX_SAMPLES,
-    MAX_SEED,
-    MIN_FRAMES,
     GanSampler,
     Rows,
     to_uint8,
 )
 from genserve.metrics import SAMPLES, STAGE_SECONDS, batch_observer
+from services.schemas import DigitImage, DigitImages, InterpolateRequest, SampleRequest
 from services.web import Limits, create_app
 
 log = logging.getLogger("genserve.gan")
-
-Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="0 .. 2**64-1")]
-Digit = Annotated[int, Field(ge=0, le=9)]
-Truncation = Annotated[
-    float,
-    Field(gt=0.0, le=1.0, description="scales the latent toward the mean: lower = more typical"),
-]
-
-
-class SampleRequest(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-    digit: Digit | None = Field(None, description="the digit to draw; omitted = one per seed")
-    n: int = Field(1, ge=1, le=MAX_SAMPLES, description="number of images")
-    seed: Seed | None = Field(None, description="omitted = random; echoed in the response")
-    truncation: Truncation = 1.0
-    format: Literal["json", "png", "grid"] = Field(
-        "json", description="json: base64 PNGs; png: one image (n=1); grid: one PNG of all"
-    )
-
-
-class InterpolateRequest(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-    seed_a: Seed
-    seed_b: Seed
-    frames: int = Field(16, ge=MIN_FRAMES, le=MAX_FRAMES)
-    digit_a: Digit | None = Field(None, description="class at the start; omitted = seed's own")
-    digit_b: Digit | None = Field(None, description="class at the end; omitted = seed's own")
-    truncation: Truncation = 1.0
-    format: Literal["gif", "png", "json"] = Field("gif", description="png: frames in a strip")
-    frame_ms: int = Field(80, ge=20, le=2000, description="GIF frame duration")
-
-
-class EncodedImage(BaseModel):
-    digit: int | None = Field(description="None for frames between two different digits")
-    png_base64: str
-
-
-class ImagesResponse(BaseModel):
-    seed: int
-    width: int
-    height: int
-    images: list[EncodedImage]
-
 
 limits = Limits()
 app = create_app(
@@ -122,7 +73,7 @@ class GanService:
         with STAGE_SECONDS.labels(self.model, "postprocess").time():
             return await asyncio.to_thread(fn, *args)
 
-    @app.post("/samples", response_model=ImagesResponse)
+    @app.post("/samples", response_model=DigitImages)
     async def samples(self, req: SampleRequest) -> Any:
         """Sample ``n`` images. The same seed and parameters give the same bytes."""
         if req.format == "png" and req.n != 1:
@@ -141,7 +92,7 @@ class GanService:
         encoded = await self._encode(lambda: [images.png(p) for p in pixels])
         return _json_images(seed, pixels, rows, encoded)
 
-    @app.post("/interpolate", response_model=ImagesResponse)
+    @app.post("/interpolate", response_model=DigitImages)
     async def interpolate(self, req: InterpolateRequest) -> Any:
         """Frames along the latent path from seed_a's image to seed_b's."""
         rows = self.sampler.interpolation_rows(
@@ -177,13 +128,13 @@ def _digits(digits: tuple[int | None, ...]) -> str:
     return ",".join("-" if d is None else str(d) for d in digits)
 
 
-def _json_images(seed: int, pixels: np.ndarray, rows: Rows, encoded: list[bytes]) -> ImagesResponse:
-    return ImagesResponse(
+def _json_images(seed: int, pixels: np.ndarray, rows: Rows, encoded: list[bytes]) -> DigitImages:
+    return DigitImages(
         seed=seed,
         width=int(pixels.shape[2]),
         height=int(pixels.shape[1]),
         images=[
-            EncodedImage(digit=d, png_base64=base64.b64encode(b).decode("ascii"))
+            DigitImage(digit=d, png_base64=base64.b64encode(b).decode("ascii"))
             for d, b in zip(rows.digits, encoded, strict=True)
         ],
     )

@@ -17,14 +17,14 @@ import base64
 import io
 import secrets
 import time
-from typing import Any, Literal
+from typing import Any
 
 import bentoml
 import numpy as np
 from fastapi import Response
 from fastapi.responses import JSONResponse
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from genserve import images
 from genserve.batching import MicroBatcher
@@ -32,11 +32,6 @@ from genserve.config import Settings
 from genserve.errors import InvalidInput
 from genserve.imagegen.jobs import JobStore
 from genserve.imagegen.pipeline import (
-    MAX_IMAGES,
-    MAX_PROMPT_CHARS,
-    MAX_SIDE,
-    MAX_STEPS,
-    MIN_SIDE,
     ImageParams,
     ImagePipeline,
 )
@@ -47,52 +42,10 @@ from genserve.metrics import (
     UNET_STEP_SECONDS,
     batch_observer,
 )
+from services.schemas import GeneratedImage, GeneratedImages, ImageRequest, JobStatus
 from services.web import Limits, create_app
 
-MAX_SEED = 2**64 - 1
 PREVIEW_SIDE = 64
-
-
-class ImageRequest(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
-    negative_prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
-    n: int = Field(1, ge=1, le=MAX_IMAGES, description="images; image i uses seed + i")
-    steps: int = Field(25, ge=1, le=MAX_STEPS)
-    guidance_scale: float = Field(4.0, ge=0.0, le=30.0, description="> 1 enables guidance")
-    width: int = Field(32, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8)
-    height: int = Field(32, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8)
-    scheduler: Literal["ddim", "euler_a"] = "ddim"
-    seed: int | None = Field(None, ge=0, le=MAX_SEED - MAX_IMAGES, description="omitted: random")
-    format: Literal["json", "png", "jpeg"] = Field(
-        "json", description="png/jpeg: one image (n = 1); json: base64 PNGs"
-    )
-    frames: Literal["none", "gif", "strip"] = Field(
-        "none", description="json only: the denoising of each image, noise to picture"
-    )
-
-    def params(self) -> ImageParams:
-        return ImageParams(self.steps, self.guidance_scale, self.width, self.height, self.scheduler)
-
-
-class EncodedImage(BaseModel):
-    seed: int
-    png_base64: str
-    frames_base64: str | None = Field(None, description="GIF or PNG strip of the denoising")
-
-
-class ImagesResponse(BaseModel):
-    images: list[EncodedImage]
-
-
-class JobStatus(BaseModel):
-    id: str
-    status: str
-    step: int
-    steps: int
-    preview_png_base64: str | None = None
-    error: str | None = None
 
 
 limits = Limits()
@@ -172,7 +125,7 @@ class ImagegenService:
             raise InvalidInput(f"format {req.format!r} returns one image; use json", field="format")
         if req.format != "json" and req.frames != "none":
             raise InvalidInput("frames come with format json", field="frames")
-        self.pipeline.check(req.params(), [req.prompt, req.negative_prompt])
+        self.pipeline.check(_params(req), [req.prompt, req.negative_prompt])
         seed = secrets.randbits(48) if req.seed is None else req.seed
         return seed, [
             (req.prompt, req.negative_prompt, seed + i, req.guidance_scale, req.frames)
@@ -181,11 +134,11 @@ class ImagegenService:
 
     # -- routes -------------------------------------------------------------------------
 
-    @app.post("/images", response_model=ImagesResponse, response_model_exclude_none=True)
+    @app.post("/images", response_model=GeneratedImages, response_model_exclude_none=True)
     async def generate(self, req: ImageRequest) -> Any:
         """Generate ``n`` images. The same seed and settings give the same bytes."""
         seed, rows = self._rows(req)
-        results = await self.batcher.submit(rows, key=req.params())
+        results = await self.batcher.submit(rows, key=_params(req))
         with STAGE_SECONDS.labels(self.model, "postprocess").time():
             return await asyncio.to_thread(_encode, req, seed, list(results))
 
@@ -201,7 +154,7 @@ class ImagegenService:
                 return bool(on_step(i + 1, req.steps, preview))
 
             results = self._generate(
-                prompts, negative, seeds, req.params(), guidance, req.frames != "none", step
+                prompts, negative, seeds, _params(req), guidance, req.frames != "none", step
             )
             return _encode(req, seed, results)
 
@@ -235,6 +188,10 @@ class ImagegenService:
             "provider": self.pipeline.unet.provider,
             "source": m.source,
         }
+
+
+def _params(req: ImageRequest) -> ImageParams:
+    return ImageParams(req.steps, req.guidance_scale, req.width, req.height, req.scheduler)
 
 
 def _thumbnail(pixels: np.ndarray) -> np.ndarray:
@@ -275,10 +232,10 @@ def _encode(req: ImageRequest, seed: int, results: list) -> Any:
         elif req.frames == "strip":
             frames = base64.b64encode(images.png(images.strip(history))).decode("ascii")
         out.append(
-            EncodedImage(
+            GeneratedImage(
                 seed=seed + i,
                 png_base64=base64.b64encode(images.png(pixels)).decode("ascii"),
                 frames_base64=frames,
             )
         )
-    return ImagesResponse(images=out)
+    return GeneratedImages(images=out)

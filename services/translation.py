@@ -9,63 +9,21 @@ Texts of concurrent requests with the same decoding options are batched together
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Any
 
 import bentoml
-from pydantic import BaseModel, ConfigDict, Field
 
 from genserve.batching import MicroBatcher
 from genserve.config import Settings
 from genserve.metrics import TOKENS, batch_observer
 from genserve.translation.translator import (
-    MAX_BEAMS,
-    MAX_CHARS,
-    MAX_NEW_TOKENS,
-    MAX_TEXTS,
     Options,
     Translator,
 )
+from services.schemas import Attention, TranslateRequest, TranslateResponse, TranslationOut
 from services.web import Limits, create_app
 
 log = logging.getLogger("genserve.translation")
-
-Text = Annotated[str, Field(min_length=1, max_length=MAX_CHARS)]
-
-
-class TranslateRequest(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-    texts: list[Text] = Field(min_length=1, max_length=MAX_TEXTS, description="source texts")
-    num_beams: int | None = Field(
-        None, ge=1, le=MAX_BEAMS, description="1 = greedy; omitted = the model's default"
-    )
-    length_penalty: float = Field(
-        1.0, ge=0.0, le=4.0, description="beam score = sum log p / length ** length_penalty"
-    )
-    max_new_tokens: int = Field(256, ge=1, le=MAX_NEW_TOKENS)
-    return_attention: bool = Field(
-        False, description="add source/target tokens' cross-attention (last decoder layer)"
-    )
-
-
-class Attention(BaseModel):
-    layer: int = Field(description="decoder layer (0-based) whose cross-attention this is")
-    heads: str = Field("mean", description="how heads are combined in `matrix`")
-    matrix: list[list[float]] = Field(description="rows: target tokens; columns: source tokens")
-    per_head: list[list[list[float]]] = Field(description="(head, target, source)")
-
-
-class TranslationOut(BaseModel):
-    text: str
-    score: float
-    source_tokens: list[str]
-    target_tokens: list[str]
-    attention: Attention | None = None
-
-
-class TranslateResponse(BaseModel):
-    translations: list[TranslationOut]
-
 
 limits = Limits()
 app = create_app(

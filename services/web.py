@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
+import time
 import uuid
 from typing import Any
 
@@ -27,26 +28,92 @@ from genserve.errors import (
     NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
+    from_wire,
 )
 
 log = logging.getLogger("genserve.http")
+access = logging.getLogger("genserve.access")
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 
-def error_response(exc: GenserveError) -> JSONResponse:
+def request_id(given: str) -> str:
+    """The caller's X-Request-ID if it is a sane token, else a fresh one."""
+    return given if _VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+def error_response(exc: GenserveError, path: str = "") -> JSONResponse:
+    """The error as JSON. Under /v2 the inference protocol wants ``"error"`` to be the
+    message string (tritonclient reads it so); code, field and request id sit beside it."""
     headers = {REQUEST_ID_HEADER: request_id_var.get()}
     if exc.retry_after_s is not None:
         headers["retry-after"] = str(max(1, round(exc.retry_after_s)))
-    return JSONResponse(exc.to_dict(request_id_var.get()), exc.http_status, headers=headers)
+    body = exc.to_dict(request_id_var.get())
+    if path == "/v2" or path.startswith("/v2/"):
+        fields = body["error"]
+        body = {**fields, "error": fields["message"]}
+        del body["message"]
+    return JSONResponse(body, exc.http_status, headers=headers)
 
 
 class Limits:
     """Mutable so that a service can set them from Settings at start-up, not at import."""
 
     max_body_bytes: int = 64 * 1024
+    # Paths whose bodies may also be raw bytes (the inference protocol's binary tensors).
+    raw_body_paths: re.Pattern[str] | None = None
+    access_log: bool = True  # the gateway logs its own, with the caller's name
+
+
+# Never accepted anywhere: nothing on the network is ever unpickled.
+PICKLE_TYPES = frozenset(
+    {"application/python-pickle", "application/x-pickle", "application/pickle", "text/x-pickle"}
+)
+
+
+def accepts(limits: Limits, path: str, ctype: str) -> bool:
+    if ctype in PICKLE_TYPES:
+        return False
+    if limits.raw_body_paths is not None and limits.raw_body_paths.search(path):
+        return ctype in ("", "application/json", "application/octet-stream")
+    return ctype == "application/json"
+
+
+def error_from_body(response: Any) -> GenserveError:
+    """The error a service sent back (its status, headers and JSON), as a GenserveError."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    retry = response.headers.get("retry-after")
+    return from_wire(response.status_code, body, float(retry) if retry else None)
+
+
+class RequestIdFilter(logging.Filter):
+    """Puts the current request id on every log record, as ``%(request_id)s``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+def configure_logging() -> None:
+    """genserve's log lines, each with the request id it belongs to."""
+    logger = logging.getLogger("genserve")
+    if any(isinstance(f, RequestIdFilter) for h in logger.handlers for f in h.filters):
+        return
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(
+        logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s [request_id=%(request_id)s] %(message)s"
+        )
+    )
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 class WireMiddleware:
@@ -66,7 +133,7 @@ class WireMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get(REQUEST_ID_HEADER, "")
-        token = request_id_var.set(given if _VALID_REQUEST_ID.match(given) else uuid.uuid4().hex)
+        token = request_id_var.set(request_id(given))
         try:
             await self._handle(scope, receive, send, headers)
         finally:
@@ -80,7 +147,7 @@ class WireMiddleware:
         if scope["method"] in ("POST", "PUT", "PATCH"):
             ctype = headers.get("content-type", "").split(";")[0].strip().lower()
             length = headers.get("content-length", "")
-            if ctype != "application/json":
+            if not accepts(self.limits, scope["path"], ctype):
                 problem = UnsupportedMediaType(
                     f"content-type must be application/json, got {ctype or 'none'!r}",
                     field="content-type",
@@ -90,7 +157,7 @@ class WireMiddleware:
                     f"request body is {length} bytes; the limit is {limit}", field="body"
                 )
         if problem is not None:
-            await error_response(problem)(scope, receive, send)
+            await error_response(problem, scope["path"])(scope, receive, send)
             return
 
         # Read the whole body first (bounded), so an oversized upload is refused whether
@@ -106,7 +173,7 @@ class WireMiddleware:
                 too_large = PayloadTooLarge(
                     f"request body exceeds the limit of {limit} bytes", field="body"
                 )
-                await error_response(too_large)(scope, receive, send)
+                await error_response(too_large, scope["path"])(scope, receive, send)
                 return
         replayed = False
 
@@ -118,14 +185,21 @@ class WireMiddleware:
             return await receive()
 
         rid = request_id_var.get().encode()
+        started, status = time.perf_counter(), [0]
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
+                status[0] = message["status"]
                 hdrs = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
                 message["headers"] = [*hdrs, (b"x-request-id", rid)]
             await send(message)
 
-        await self.app(scope, replay, send_with_id)
+        try:
+            await self.app(scope, replay, send_with_id)
+        finally:
+            if self.limits.access_log:
+                ms = (time.perf_counter() - started) * 1000
+                access.info("%s %s %s %.1fms", scope["method"], scope["path"], status[0], ms)
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -135,10 +209,11 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 def create_app(title: str, description: str, limits: Limits) -> FastAPI:
     """A FastAPI app with genserve's error shape and wire middleware installed."""
+    configure_logging()
     app = FastAPI(title=title, description=description, version="0.1.0")
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         kind = first.get("type", "")
         field = "body" if kind == "json_invalid" else _field(tuple(first.get("loc", ())))
@@ -148,23 +223,23 @@ def create_app(title: str, description: str, limits: Limits) -> FastAPI:
             message = "request body is missing; send a JSON object"
         else:
             message = f"{field}: {first.get('msg', 'invalid value')}"
-        return error_response(InvalidInput(message, field=field))
+        return error_response(InvalidInput(message, field=field), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {404: NotFound, 405: MethodNotAllowed}.get(exc.status_code, InvalidInput)
-        return error_response(kind(str(exc.detail)))
+        return error_response(kind(str(exc.detail)), request.url.path)
 
     @app.exception_handler(GenserveError)
-    async def _genserve(_: Request, exc: GenserveError) -> JSONResponse:
+    async def _genserve(request: Request, exc: GenserveError) -> JSONResponse:
         if not exc.is_client_error:
             log.error("request %s failed: %s", request_id_var.get(), exc.message)
-        return error_response(exc)
+        return error_response(exc, request.url.path)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("request %s failed", request_id_var.get())
-        return error_response(GenserveError("unhandled error"))
+        return error_response(GenserveError("unhandled error"), request.url.path)
 
     app.add_middleware(WireMiddleware, limits=limits)
     return app

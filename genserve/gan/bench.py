@@ -6,7 +6,6 @@ batch size, and the table reports samples per second and their ratio.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -57,46 +56,15 @@ def bench(
 
 def startup_seconds(timeout: float = 60.0) -> float:
     """Wall time from launching ``bentoml serve services.gan:GanService`` to /readyz 200."""
-    import os
-    import signal
     import socket
-    import subprocess
-    import sys
 
-    import httpx
-
-    from genserve.config import PROJECT_ROOT
+    from genserve.launcher import spawn, stop, wait_ready
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bentoml",
-            "serve",
-            "services.gan:GanService",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = spawn("services.gan:GanService", "127.0.0.1", port, quiet=True)
     try:
-        while time.perf_counter() - started < timeout:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    return time.perf_counter() - started
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(f"GAN service not ready after {timeout}s")
+        return wait_ready(f"http://127.0.0.1:{port}", proc, timeout)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        stop(proc)

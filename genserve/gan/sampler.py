@@ -16,12 +16,10 @@ import numpy as np
 from genserve.artifacts import load_manifest, resolve_model_dir
 from genserve.config import RuntimeSettings
 from genserve.errors import InvalidInput
+from genserve.limits import MAX_FRAMES, MAX_SAMPLES, MAX_SEED, MIN_FRAMES
 from genserve.runtime import OnnxSession
 
 MODEL_FILE = "generator.onnx"
-MAX_SEED = 2**64 - 1
-MAX_SAMPLES = 64
-MIN_FRAMES, MAX_FRAMES = 2, 64
 TRUNCATION_BOUND = 2.0  # latents are drawn from a normal truncated to [-2, 2], then scaled
 
 

@@ -21,13 +21,10 @@ from genserve.config import RuntimeSettings
 from genserve.errors import InvalidInput
 from genserve.imagegen import schedulers
 from genserve.imagegen.export import SETTINGS_FILE, TEXT_FILE, TOKENIZER_FILE, UNET_FILE, VAE_FILE
+from genserve.limits import MAX_PROMPT_CHARS, MAX_SIDE, MAX_STEPS, MIN_SIDE
 from genserve.runtime import OnnxSession
 
 NoiseFn = schedulers.NoiseFn
-MAX_PROMPT_CHARS = 1000
-MAX_IMAGES = 16
-MAX_STEPS = 150
-MIN_SIDE, MAX_SIDE = 16, 1024
 
 
 @dataclass(frozen=True)

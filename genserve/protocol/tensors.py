@@ -101,7 +101,28 @@ def deserialize_bytes(raw: bytes, count: int, where: str) -> np.ndarray:
     return np.array(items, dtype=np.object_)
 
 
-def _shape(value: Any, where: str) -> list[int]:
+def tensor_from_raw(raw: bytes, datatype: str, shape: list[int], where: str) -> np.ndarray:
+    """A tensor from its raw bytes (binary extension, gRPC raw contents), little-endian."""
+    if datatype == "BYTES":
+        return deserialize_bytes(raw, math.prod(shape), f"{where}.data").reshape(shape)
+    dtype = np.dtype(DATATYPES[datatype]).newbyteorder("<")
+    if len(raw) != math.prod(shape) * dtype.itemsize:
+        raise InvalidInput(
+            f"{len(raw)} bytes do not make a {datatype} tensor of shape {shape}",
+            field=f"{where}.data",
+        )
+    return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("=")).reshape(shape)
+
+
+def tensor_to_raw(tensor: Tensor) -> bytes:
+    """The raw little-endian bytes of a tensor (BYTES length-prefixed)."""
+    if tensor.datatype == "BYTES":
+        return serialize_bytes(tensor.data)
+    dtype = np.dtype(DATATYPES[tensor.datatype]).newbyteorder("<")
+    return np.ascontiguousarray(tensor.data, dtype=dtype).tobytes()
+
+
+def check_shape(value: Any, where: str) -> list[int]:
     if not isinstance(value, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
     ):
@@ -149,7 +170,7 @@ def parse_request(body: bytes, header_length: int | None = None) -> InferRequest
         datatype = spec.get("datatype")
         if datatype not in DATATYPES:
             raise InvalidInput(f"unknown datatype {datatype!r}", field=f"{where}.datatype")
-        shape = _shape(spec.get("shape"), f"{where}.shape")
+        shape = check_shape(spec.get("shape"), f"{where}.shape")
         params = spec.get("parameters") or {}
         size = params.get("binary_data_size")
         if size is not None:
@@ -160,18 +181,7 @@ def parse_request(body: bytes, header_length: int | None = None) -> InferRequest
                 )
             raw = blob[offset : offset + size]
             offset += size
-            if datatype == "BYTES":
-                data = deserialize_bytes(raw, math.prod(shape), f"{where}.data").reshape(shape)
-            else:
-                dtype = np.dtype(DATATYPES[datatype]).newbyteorder("<")
-                if size != math.prod(shape) * dtype.itemsize:
-                    raise InvalidInput(
-                        f"{size} bytes do not make a {datatype} tensor of shape {shape}",
-                        field=f"{where}.parameters.binary_data_size",
-                    )
-                data = (
-                    np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("=")).reshape(shape)
-                )
+            data = tensor_from_raw(raw, datatype, shape, where)
         elif "data" in spec:
             data = _from_json(spec["data"], datatype, shape, f"{where}.data")
         else:
@@ -215,13 +225,7 @@ def encode_response(
             continue
         spec: dict[str, Any] = {"name": t.name, "datatype": t.datatype, "shape": t.shape}
         if wanted[t.name] or request.binary_outputs:
-            raw = (
-                serialize_bytes(t.data)
-                if t.datatype == "BYTES"
-                else np.ascontiguousarray(
-                    t.data, dtype=np.dtype(DATATYPES[t.datatype]).newbyteorder("<")
-                ).tobytes()
-            )
+            raw = tensor_to_raw(t)
             spec["parameters"] = {**t.parameters, "binary_data_size": len(raw)}
             blobs.append(raw)
         else:

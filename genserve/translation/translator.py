@@ -18,6 +18,7 @@ import numpy as np
 from genserve.artifacts import load_manifest, resolve_model_dir
 from genserve.config import RuntimeSettings
 from genserve.errors import InvalidInput
+from genserve.limits import MAX_BEAMS, MAX_CHARS, MAX_NEW_TOKENS, MAX_TEXTS
 from genserve.runtime import OnnxSession
 from genserve.translation.export import DECODER_FILE, ENCODER_FILE, SETTINGS_FILE
 from genserve.translation.generate import (
@@ -28,11 +29,6 @@ from genserve.translation.generate import (
     greedy,
 )
 from genserve.translation.tokenizer import MarianTokenizer
-
-MAX_TEXTS = 64
-MAX_CHARS = 4096
-MAX_BEAMS = 8
-MAX_NEW_TOKENS = 512
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -26,11 +27,13 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, target: str, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
+    def __init__(
+        self, target: str, env: dict[str, str], log: Path, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        self._log_file = log.open("wb")
+        self._log_file = log.open("ab")
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
             [
@@ -45,7 +48,13 @@ class Server:
                 str(self.port),
             ],
             cwd=PROJECT_ROOT,
-            env={**os.environ, "GENSERVE_MODELS_DIR": str(MODELS_DIR), **env},
+            env={
+                **os.environ,
+                "GENSERVE_MODELS_DIR": str(MODELS_DIR),
+                # its own home: BentoML empties its metrics folder there on start
+                "BENTOML_HOME": str(log.parent / f"bentoml-{self.port}"),
+                **env,
+            },
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -105,3 +114,63 @@ def imagegen_server(
     tmp_path_factory: pytest.TempPathFactory, imagegen_model_dir: Path
 ) -> Iterator[Server]:
     yield from _serve(tmp_path_factory, "imagegen", "services.imagegen:ImagegenService")
+
+
+@pytest.fixture(scope="session")
+def api_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Keys by name, and their hashes in a keys file ("file" holds its path)."""
+    from services.security import key_digest, new_key
+
+    entries = {
+        "full": {"scopes": ["translation", "imagegen", "gan"]},
+        "gan-only": {"scopes": ["gan"]},
+        "ops": {"scopes": ["metrics"]},
+        "slow": {"scopes": ["gan"], "rate_per_minute": 6, "burst": 2},
+    }
+    keys = {name: new_key() for name in entries}
+    doc = {
+        "keys": [
+            {"name": name, "sha256": key_digest(keys[name]), **entry}
+            for name, entry in entries.items()
+        ]
+    }
+    path = tmp_path_factory.mktemp("keys") / "keys.json"
+    path.write_text(json.dumps(doc))
+    return {**keys, "file": str(path)}
+
+
+def gateway_env(
+    gan: str, translation: str, imagegen: str, grpc_port: int, **extra: str
+) -> dict[str, str]:
+    return {
+        "GENSERVE_GATEWAY_GAN_URL": gan,
+        "GENSERVE_GATEWAY_TRANSLATION_URL": translation,
+        "GENSERVE_GATEWAY_IMAGEGEN_URL": imagegen,
+        "GENSERVE_GATEWAY_GRPC_PORT": str(grpc_port),
+        "GENSERVE_GATEWAY_RATE_PER_MINUTE": "1000000",
+        "GENSERVE_GATEWAY_BURST": "10000",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    tmp_path_factory: pytest.TempPathFactory,
+    api_keys: dict[str, str],
+    gan_server: Server,
+    translation_server: Server,
+    imagegen_server: Server,
+) -> Iterator[Server]:
+    """The gateway with authentication on, in front of the session's model services."""
+    grpc_port = free_port()
+    env = gateway_env(
+        gan_server.url,
+        translation_server.url,
+        imagegen_server.url,
+        grpc_port,
+        GENSERVE_GATEWAY_KEYS_FILE=api_keys["file"],
+    )
+    server = Server("services.gateway:Gateway", env, tmp_path_factory.mktemp("logs") / "gw.log")
+    server.grpc = f"127.0.0.1:{grpc_port}"  # type: ignore[attr-defined]
+    yield server
+    server.stop()

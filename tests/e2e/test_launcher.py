@@ -1,4 +1,4 @@
-"""`genserve serve` (what `make up` runs) brings every service up and takes it down."""
+"""`genserve serve` (what `make up` runs) brings the whole graph up and takes it down."""
 
 from __future__ import annotations
 
@@ -19,9 +19,12 @@ from tests.e2e.conftest import free_port
 pytestmark = pytest.mark.e2e
 
 
+OFFSETS = (0, 1, 10, 11, 12)  # gateway, its gRPC, gan, translation, imagegen
+
+
 def test_serve_starts_every_service_and_stops_them() -> None:
     base = free_port()
-    while any(_busy(base + i) for i in range(3)):
+    while base + 12 > 65535 or any(_busy(base + i) for i in OFFSETS):
         base = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "genserve.cli", "serve", "--port-base", str(base)],
@@ -41,11 +44,21 @@ def test_serve_starts_every_service_and_stops_them() -> None:
                 break
         text = "".join(lines)
         assert "genserve is up" in text, text[-2000:]
-        for i, name in enumerate(("gan", "translation", "imagegen")):
-            assert f"http://127.0.0.1:{base + i}" in text
-            assert httpx.get(f"http://127.0.0.1:{base + i}/readyz").status_code == 200, name
+        assert "authentication OFF" in text
+        for what in ("playground", "REST", "gRPC", "metrics"):
+            assert what in text, what
+        assert f"http://localhost:{base}/metrics" in text and f"localhost:{base + 1}" in text
+        for offset in (0, 10, 11, 12):
+            assert httpx.get(f"http://127.0.0.1:{base + offset}/readyz").status_code == 200
+        # Through the front door, to each model.
+        url = f"http://127.0.0.1:{base}"
+        r = httpx.post(url + "/v1/translate", json={"texts": ["I am a student."]}, timeout=30)
+        assert r.json()["translations"][0]["text"] == "Je suis étudiant."
+        assert httpx.post(url + "/v1/samples", json={"seed": 1}).status_code == 200
+        r = httpx.post(url + "/v1/images", json={"prompt": "a small red circle", "steps": 2})
+        assert r.status_code == 200
         children = psutil.Process(proc.pid).children(recursive=True)
-        assert len(children) >= 3
+        assert len(children) >= 4
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)

@@ -53,3 +53,22 @@ def test_settings_reject_out_of_range(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GENSERVE_GAN_MAX_BATCH_SIZE", "0")
     with pytest.raises(ValidationError, match="max_batch_size"):
         Settings()
+
+
+def test_an_error_survives_the_trip_through_a_service() -> None:
+    import json as _json
+
+    from genserve.errors import Overloaded, RateLimited, from_wire
+    from services.web import error_response
+
+    for exc in (InvalidInput("steps: too many", field="steps"), Overloaded("full")):
+        body = _json.loads(error_response(exc).body)
+        back = from_wire(exc.http_status, body, exc.retry_after_s)
+        assert type(back) is type(exc) and back.field == exc.field
+        assert back.retry_after_s == exc.retry_after_s
+    unknown = from_wire(502, {"oops": 1})
+    assert type(unknown).__name__ == "GenserveError" and unknown.http_status == 500
+    # Under /v2 the protocol's shape: "error" is the message string.
+    body = _json.loads(error_response(RateLimited("slow down"), "/v2/models/gan/infer").body)
+    assert body["error"] == "slow down" and body["code"] == "rate_limited"
+    assert "request_id" in body

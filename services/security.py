@@ -1,0 +1,188 @@
+"""API keys, scopes and rate limits: the gateway's front door, shared by HTTP and gRPC.
+
+Keys are random tokens shown once (``genserve keys new``); only their SHA-256 is stored,
+in a JSON file or an environment variable::
+
+    {"keys": [{"name": "alice", "sha256": "<hex>", "scopes": ["translation", "gan"],
+               "rate_per_minute": 120, "burst": 10}]}
+
+A key of high entropy needs no slow hash: SHA-256 cannot be reversed, and comparing
+digests does not leak the key through timing. Scopes are the model names
+(``translation``, ``imagegen``, ``gan``), ``metrics`` for /metrics, or ``*``. Any valid
+key may read the API docs. The key itself is never logged: logs name the key's ``name``.
+
+Each key (or, with auth off, each client address) has a token bucket: ``burst`` requests
+at once, refilled at ``rate_per_minute`` (the key's own, or the gateway's defaults). An
+empty bucket answers 429 with Retry-After saying when the next request fits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genserve.config import GatewaySettings
+from genserve.errors import ConfigError, Forbidden, RateLimited, Unauthenticated
+
+SCOPES = frozenset({"translation", "imagegen", "gan", "metrics", "*"})
+KEY_PREFIX = "gs_"
+
+
+def new_key() -> str:
+    """A fresh API key: 256 random bits, URL-safe."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a named key, or an anonymous client address when auth is off."""
+
+    name: str
+    scopes: frozenset[str]
+    rate_per_minute: float | None = None
+    burst: int | None = None
+    anonymous: bool = False
+
+    def allows(self, scope: str | None) -> bool:
+        return scope is None or "*" in self.scopes or scope in self.scopes
+
+
+@dataclass
+class KeyStore:
+    by_digest: dict[str, Principal] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings) -> KeyStore:
+        store = cls()
+        if settings.keys_file is not None:
+            try:
+                text = Path(settings.keys_file).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot read keys file {settings.keys_file}: {exc}") from None
+            store.add_json(text, str(settings.keys_file))
+        if settings.keys.strip():
+            store.add_json(settings.keys, "GENSERVE_GATEWAY_KEYS")
+        return store
+
+    def add_json(self, text: str, where: str) -> None:
+        try:
+            doc = json.loads(text)
+            entries = doc["keys"]
+            assert isinstance(entries, list)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            raise ConfigError(f'{where}: expected {{"keys": [...]}}') from None
+        for i, entry in enumerate(entries):
+            digest = _digest_of(entry, f"{where} keys[{i}]")
+            self.by_digest[digest] = _principal(entry, f"{where} keys[{i}]")
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise Unauthenticated(
+                "send an API key: Authorization: Bearer <key>", field="authorization"
+            )
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("use Authorization: Bearer <key>", field="authorization")
+        digest = key_digest(token.strip())
+        for known, principal in self.by_digest.items():
+            if hmac.compare_digest(known, digest):
+                return principal
+        raise Unauthenticated("the API key is not valid", field="authorization")
+
+
+def _digest_of(entry: Any, where: str) -> str:
+    digest = entry.get("sha256") if isinstance(entry, dict) else None
+    if not isinstance(digest, str) or len(digest) != 64 or not _is_hex(digest):
+        raise ConfigError(f"{where}: sha256 must be 64 hex digits (the key's digest)")
+    return digest.lower()
+
+
+def _principal(entry: dict[str, Any], where: str) -> Principal:
+    name, scopes, rate = entry.get("name"), entry.get("scopes", ["*"]), entry.get("rate_per_minute")
+    burst = entry.get("burst")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}: name must be a non-empty string")
+    if not isinstance(scopes, list) or not set(scopes) <= SCOPES:
+        raise ConfigError(f"{where}: scopes must be a list drawn from {sorted(SCOPES)}")
+    if rate is not None and (not isinstance(rate, int | float) or rate <= 0):
+        raise ConfigError(f"{where}: rate_per_minute must be a positive number")
+    if burst is not None and (not isinstance(burst, int) or isinstance(burst, bool) or burst < 1):
+        raise ConfigError(f"{where}: burst must be a positive integer")
+    return Principal(name, frozenset(scopes), None if rate is None else float(rate), burst)
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True
+
+
+class RateLimiter:
+    """Token buckets per principal; thread-safe, as the gRPC server runs on its own thread."""
+
+    def __init__(self, rate_per_minute: float, burst: int, max_buckets: int = 100_000) -> None:
+        self.rate_per_minute = rate_per_minute
+        self.burst = burst
+        self.max_buckets = max_buckets
+        self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, last time)
+        self._lock = threading.Lock()
+
+    def take(self, principal: Principal, now: float | None = None) -> None:
+        """Spend one request, or raise RateLimited saying when the next one fits."""
+        rate = (principal.rate_per_minute or self.rate_per_minute) / 60.0
+        burst = float(principal.burst or self.burst)
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, last = self._buckets.get(principal.name, (burst, now))
+            tokens = min(burst, tokens + (now - last) * rate)
+            if tokens < 1.0:
+                self._buckets[principal.name] = (tokens, now)
+                raise RateLimited(
+                    f"rate limit of {rate * 60:g} requests per minute reached",
+                    retry_after_s=(1.0 - tokens) / rate,
+                )
+            if len(self._buckets) >= self.max_buckets and principal.name not in self._buckets:
+                self._buckets.clear()  # bounded: forget every bucket rather than grow
+            self._buckets[principal.name] = (tokens - 1.0, now)
+
+
+class Guard:
+    """Authentication, scope and rate limit for one call, HTTP or gRPC."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.auth = settings.auth
+        self.keys = KeyStore.from_settings(settings) if settings.auth else KeyStore()
+        if self.auth and not self.keys.by_digest:
+            raise ConfigError(
+                "authentication is on but no API keys are configured: set "
+                "GENSERVE_GATEWAY_KEYS_FILE or GENSERVE_GATEWAY_KEYS, "
+                "or GENSERVE_GATEWAY_AUTH=false"
+            )
+        self.limiter = RateLimiter(settings.rate_per_minute, settings.burst)
+
+    def check(
+        self, authorization: str | None, scope: str | None, client: str, *, limit: bool = True
+    ) -> Principal:
+        """The caller, if it may use ``scope`` (None: any caller with a valid key)."""
+        if not self.auth:
+            principal = Principal(f"anonymous@{client}", frozenset({"*"}), anonymous=True)
+        else:
+            principal = self.keys.authenticate(authorization)
+            if not principal.allows(scope):
+                raise Forbidden(f"this key may not use {scope}", field="authorization")
+        if limit:
+            self.limiter.take(principal)
+        return principal

@@ -1,0 +1,100 @@
+"""API keys (hashed, scoped) and per-key token buckets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from genserve.config import GatewaySettings
+from genserve.errors import ConfigError, Forbidden, RateLimited, Unauthenticated
+from services.security import Guard, KeyStore, Principal, RateLimiter, key_digest, new_key
+
+
+def settings(tmp_path, entries, **kw) -> GatewaySettings:
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"keys": entries}))
+    return GatewaySettings(keys_file=path, **kw)
+
+
+def test_keys_are_random_and_only_their_digest_is_stored(tmp_path) -> None:
+    a, b = new_key(), new_key()
+    assert a != b and a.startswith("gs_") and len(a) > 40
+    guard = Guard(settings(tmp_path, [{"name": "a", "sha256": key_digest(a)}]))
+    assert guard.check(f"Bearer {a}", "gan", "1.2.3.4").name == "a"
+    assert a not in (tmp_path / "keys.json").read_text()
+    for bad in (None, "", "Bearer", f"Basic {a}", f"Bearer {b}", f"Bearer {a}x"):
+        with pytest.raises(Unauthenticated) as info:
+            guard.check(bad, "gan", "1.2.3.4")
+        assert info.value.field == "authorization" and info.value.http_status == 401
+
+
+def test_scopes(tmp_path) -> None:
+    key = new_key()
+    entry = {"name": "g", "sha256": key_digest(key), "scopes": ["gan", "metrics"]}
+    guard = Guard(settings(tmp_path, [entry]))
+    assert guard.check(f"Bearer {key}", "gan", "-").allows("metrics")
+    assert guard.check(f"Bearer {key}", None, "-")  # docs: any valid key
+    with pytest.raises(Forbidden) as info:
+        guard.check(f"Bearer {key}", "translation", "-")
+    assert info.value.http_status == 403
+    assert Principal("x", frozenset({"*"})).allows("imagegen")
+
+
+def test_keys_from_env_json_add_to_the_file(tmp_path) -> None:
+    k1, k2 = new_key(), new_key()
+    s = settings(
+        tmp_path,
+        [{"name": "file", "sha256": key_digest(k1)}],
+        keys=json.dumps({"keys": [{"name": "env", "sha256": key_digest(k2)}]}),
+    )
+    store = KeyStore.from_settings(s)
+    assert store.authenticate(f"Bearer {k2}").name == "env"
+    assert store.authenticate(f"bearer {k1}").name == "file"
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"name": "x", "sha256": "abc"},
+        {"name": "", "sha256": "0" * 64},
+        {"name": "x", "sha256": "z" * 64},
+        {"name": "x", "sha256": "0" * 64, "scopes": ["admin"]},
+        {"name": "x", "sha256": "0" * 64, "rate_per_minute": -1},
+        {"name": "x", "sha256": "0" * 64, "burst": 0},
+        "not an object",
+    ],
+)
+def test_bad_key_entries_are_config_errors(tmp_path, entry) -> None:
+    with pytest.raises(ConfigError):
+        Guard(settings(tmp_path, [entry]))
+
+
+def test_auth_on_without_keys_refuses_to_start_and_off_is_anonymous_per_client() -> None:
+    with pytest.raises(ConfigError, match="no API keys"):
+        Guard(GatewaySettings())
+    guard = Guard(GatewaySettings(auth=False, burst=1, rate_per_minute=60))
+    assert guard.check(None, "gan", "10.0.0.1").anonymous
+    assert guard.check(None, "gan", "10.0.0.2").name == "anonymous@10.0.0.2"
+    with pytest.raises(RateLimited):
+        guard.check(None, "gan", "10.0.0.1")
+
+
+def test_token_bucket_refills_at_the_rate_and_says_when() -> None:
+    limiter = RateLimiter(rate_per_minute=60, burst=3)  # one a second
+    p = Principal("p", frozenset({"*"}))
+    for _ in range(3):
+        limiter.take(p, now=100.0)
+    with pytest.raises(RateLimited) as info:
+        limiter.take(p, now=100.0)
+    assert info.value.http_status == 429 and info.value.retry_after_s == pytest.approx(1.0)
+    with pytest.raises(RateLimited) as info:
+        limiter.take(p, now=100.5)
+    assert info.value.retry_after_s == pytest.approx(0.5)
+    limiter.take(p, now=101.0)  # refilled one token
+    # A key's own rate and burst win over the defaults.
+    fast = Principal("fast", frozenset({"*"}), rate_per_minute=6000, burst=1)
+    limiter.take(fast, now=0.0)
+    with pytest.raises(RateLimited):
+        limiter.take(fast, now=0.0)
+    limiter.take(fast, now=0.01)
