@@ -8,11 +8,12 @@ PY := $(BIN)/python
 MODELS_DIR ?= build/models
 HOST ?= 127.0.0.1
 AUTH ?= off
-# The browser test drives Debian's chromium (through Playwright); installed if missing.
-CHROMIUM := /usr/bin/chromium
+# Debian packages the tests drive, installed if missing: chromium (the playground test,
+# through Playwright) and prometheus (promtool rule tests, the live-Prometheus test).
+SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test install browser protos models lint typecheck bench train-gan train-translation train-imagegen clean
+.PHONY: up test install system protos models lint typecheck bench train-gan train-translation train-imagegen clean
 
 install: $(VENV)/.installed
 
@@ -23,11 +24,11 @@ $(VENV)/.installed: requirements/serve.txt requirements/dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-browser: $(CHROMIUM)
+system: $(SYSTEM_TOOLS)
 
-$(CHROMIUM):
+/usr/bin/%:
 	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $*
 
 # The gRPC modules are committed; regenerate them after changing the .proto.
 protos: install
@@ -60,7 +61,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install models browser lint typecheck
+test: install models system lint typecheck
 	GENSERVE_MODELS_DIR=$(MODELS_DIR) $(BIN)/pytest
 
 bench: install models

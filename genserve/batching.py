@@ -60,8 +60,10 @@ class MicroBatcher:
         max_latency_ms: float,
         max_queue: int,
         observe: Callable[[BatchStats], None] | None = None,
+        on_depth: Callable[[int], None] | None = None,
     ) -> None:
         self._run = run
+        self._on_depth = on_depth or (lambda _rows: None)  # queued rows, as they change
         self.max_batch_size = max_batch_size
         self.max_latency_s = max_latency_ms / 1000.0
         self.max_queue = max_queue
@@ -75,7 +77,11 @@ class MicroBatcher:
 
     @classmethod
     def from_settings(
-        cls, run: RunFn, settings: BatchingSettings, observe: Callable[[BatchStats], None]
+        cls,
+        run: RunFn,
+        settings: BatchingSettings,
+        observe: Callable[[BatchStats], None],
+        on_depth: Callable[[int], None] | None = None,
     ) -> MicroBatcher:
         return cls(
             run,
@@ -83,6 +89,7 @@ class MicroBatcher:
             max_latency_ms=settings.max_latency_ms,
             max_queue=settings.max_queue,
             observe=observe,
+            on_depth=on_depth,
         )
 
     @property
@@ -104,6 +111,7 @@ class MicroBatcher:
         pending = _Pending(items, key, time.perf_counter(), loop.create_future())
         self._queue.append(pending)
         self._queued_rows += rows
+        self._on_depth(self._queued_rows)
         assert self._wakeup is not None
         self._wakeup.set()
         return await pending.future
@@ -121,6 +129,7 @@ class MicroBatcher:
                 rest.append(p)
         self._queue = rest
         self._queued_rows -= rows
+        self._on_depth(self._queued_rows)
         return batch
 
     async def _loop(self) -> None:

@@ -164,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scopes", default="translation,imagegen,gan", help="comma-separated")
     p.add_argument("--rate-per-minute", type=float, help="default: the gateway's")
 
+    i = sub.add_parser("init", help="containers: seed the models volume, make keys (once)")
+    i.add_argument("--seed", default="/opt/genserve/models", help="models built into the image")
+    i.add_argument("--models", default="/models", help="the models volume")
+    i.add_argument("--secrets", default="/secrets", help="the secrets volume")
+    i.add_argument("--models-only", action="store_true", help="seed models, make no keys")
+
     b = sub.add_parser("bench", help="benchmarks, side by side in one run")
     b.add_argument("kind", choices=(*KINDS, "gateway"))
     b.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -180,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
             from genserve.launcher import serve
 
             return serve(args.host, args.port_base, auth=args.auth == "on")
+        if args.command == "init":
+            from genserve.deploy import init
+
+            secrets = None if args.models_only else Path(args.secrets)
+            return init(Path(args.seed), Path(args.models), secrets)
         return {"models": _models, "bench": _bench, "keys": _keys}[args.command](args, settings)
     except GenserveError as exc:
         print(f"genserve: error: {exc.message}", file=sys.stderr)

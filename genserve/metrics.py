@@ -56,6 +56,92 @@ TOKENS = Counter(
 )
 
 
+QUEUE_ROWS = Gauge(
+    "genserve_queue_rows",
+    "Rows (images, texts) waiting in a model's batching queue: the autoscaling signal",
+    ["model"],
+    multiprocess_mode="livesum",
+)
+QUEUE_CAPACITY = Gauge(
+    "genserve_queue_capacity_rows",
+    "Rows a model's batching queue holds before it answers 503",
+    ["model"],
+    multiprocess_mode="livemax",
+)
+MODEL_LOAD_SECONDS = Gauge(
+    "genserve_model_load_seconds",
+    "Time to verify, load and warm up the model when the service started",
+    ["model"],
+    multiprocess_mode="livemax",
+)
+MODEL_INFO = Gauge(
+    "genserve_model_info",
+    "1 for the model a service runs, labelled with its ONNX Runtime execution provider",
+    ["model", "provider"],
+    multiprocess_mode="livemax",
+)
+PROCESS_CPU_SECONDS = Counter(
+    "genserve_process_cpu_seconds",
+    "CPU time used by a serving process (user + system), summed over its workers",
+    ["service"],
+)
+PROCESS_MEMORY = Gauge(
+    "genserve_process_resident_memory_bytes",
+    "Resident memory of a serving process, summed over its workers",
+    ["service"],
+    multiprocess_mode="livesum",
+)
+GPU_UTILIZATION = Gauge(
+    "genserve_gpu_utilization_ratio",
+    "GPU busy fraction over the last sample period (NVML), where a GPU exists",
+    ["gpu"],
+    multiprocess_mode="livemax",
+)
+GPU_MEMORY_USED = Gauge(
+    "genserve_gpu_memory_used_bytes",
+    "GPU memory in use (NVML)",
+    ["gpu"],
+    multiprocess_mode="livemax",
+)
+GPU_MEMORY_TOTAL = Gauge(
+    "genserve_gpu_memory_total_bytes",
+    "GPU memory in all (NVML)",
+    ["gpu"],
+    multiprocess_mode="livemax",
+)
+GATEWAY_REQUESTS = Counter(
+    "genserve_gateway_requests",
+    "Requests the gateway answered, by route template, method and status",
+    ["route", "method", "status"],
+)
+GATEWAY_SECONDS = Histogram(
+    "genserve_gateway_request_duration_seconds",
+    "Time from a request's arrival at the gateway to its response, by route template",
+    ["route"],
+    buckets=_LATENCY_BUCKETS,
+)
+UPSTREAM_SECONDS = Histogram(
+    "genserve_gateway_upstream_duration_seconds",
+    "Time a model service took to answer the gateway, by model",
+    ["model"],
+    buckets=_LATENCY_BUCKETS,
+)
+
+
+def record_model(model: str, load_seconds: float, provider: str) -> None:
+    """What a model service records once its model is loaded and warm."""
+    MODEL_LOAD_SECONDS.labels(model).set(load_seconds)
+    MODEL_INFO.labels(model, provider).set(1)
+
+
+def queue_gauge(model: str, capacity: int) -> Callable[[int], None]:
+    """A MicroBatcher ``on_depth`` callback keeping genserve_queue_rows current."""
+    QUEUE_CAPACITY.labels(model).set(capacity)
+    gauge = QUEUE_ROWS.labels(model)
+    gauge.set(0)
+    return gauge.set
+
+
 def batch_observer(model: str) -> Callable[[BatchStats], None]:
     """A MicroBatcher ``observe`` callback recording queue, inference and batch size."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from multidict import CIMultiDictProxy
 
 from genserve.config import GatewaySettings
 from genserve.errors import BackendUnavailable, GatewayTimeout, NotFound
-from genserve.metrics import BACKEND_UP
+from genserve.metrics import BACKEND_UP, UPSTREAM_SECONDS
 
 log = logging.getLogger("genserve.gateway")
 
@@ -112,11 +113,14 @@ class Backends:
         timeout = aiohttp.ClientTimeout(
             total=timeout_s or backend.timeout_s, sock_connect=self.connect_timeout_s
         )
+        started = time.perf_counter()
         try:
             async with self.session().request(
                 method, backend.url + path, data=content, headers=headers, timeout=timeout
             ) as r:
-                return Upstream(r.status, r.headers, await r.read())
+                answer = Upstream(r.status, r.headers, await r.read())
+            UPSTREAM_SECONDS.labels(name).observe(time.perf_counter() - started)
+            return answer
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             backend.set_state(ready=False, refused=True)
             raise BackendUnavailable(f"{name} service refused the connection: {exc}") from None

@@ -14,13 +14,14 @@ import asyncio
 import base64
 import logging
 import secrets
+import time
 from typing import Any
 
 import bentoml
 import numpy as np
 from fastapi import Response
 
-from genserve import images
+from genserve import images, resources
 from genserve.batching import MicroBatcher
 from genserve.config import Settings
 from genserve.errors import InvalidInput
@@ -29,7 +30,13 @@ from genserve.gan.sampler import (
     Rows,
     to_uint8,
 )
-from genserve.metrics import SAMPLES, STAGE_SECONDS, batch_observer
+from genserve.metrics import (
+    SAMPLES,
+    STAGE_SECONDS,
+    batch_observer,
+    queue_gauge,
+    record_model,
+)
 from services.schemas import DigitImage, DigitImages, InterpolateRequest, SampleRequest
 from services.web import Limits, create_app
 
@@ -51,13 +58,17 @@ class GanService:
         settings = Settings()
         limits.max_body_bytes = settings.server.max_body_bytes
         self.model = settings.gan.model
+        started = time.perf_counter()
         self.sampler = GanSampler.from_models_dir(
             settings.models.dir, self.model, settings.runtime, verify=settings.models.verify
         )
+        record_model(self.model, time.perf_counter() - started, self.sampler.session.provider)
+        resources.start_sampler("gan")
         self.batcher = MicroBatcher.from_settings(
             lambda rows, _: self.sampler.generate_rows(rows),
             settings.gan,
             batch_observer(self.model),
+            queue_gauge(self.model, settings.gan.max_queue),
         )
         self.ready = True  # the session has warmed up in GanSampler's constructor
 

@@ -29,11 +29,13 @@ from fastapi import Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from genserve import resources
 from genserve.config import GatewaySettings, Settings
 from genserve.errors import GenserveError, InvalidInput, NotFound, Overloaded
-from genserve.metrics import GATEWAY_REJECTIONS
+from genserve.metrics import GATEWAY_REJECTIONS, GATEWAY_REQUESTS, GATEWAY_SECONDS
 from genserve.protocol.models import MODELS
 from genserve.protocol.tensors import HEADER_LENGTH, encode_response, parse_request
 from services import grpc_server
@@ -63,6 +65,7 @@ log = logging.getLogger("genserve.gateway")
 access = logging.getLogger("genserve.access")
 
 PLAYGROUND = Path(__file__).resolve().parent / "playground"
+QUIET = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})  # probes and scrapes
 PUBLIC = frozenset({"/", "/livez", "/readyz", "/healthz", "/v2/health/live", "/v2/health/ready"})
 DOCS = frozenset({"/docs", "/openapi.json", "/docs.json", "/schema.json", "/docs/oauth2-redirect"})
 ROUTE_SCOPES = (
@@ -109,6 +112,15 @@ def scope_of(path: str) -> tuple[bool, str | None, bool]:
     return False, None, True  # any valid key; then 404 for what does not exist
 
 
+def route_of(scope: Scope) -> str:
+    """The route template a request matched (``/v1/jobs/{job_id}``): a bounded label."""
+    for route in app.router.routes:
+        if route.matches(scope)[0] == Match.FULL:
+            path = getattr(route, "path", "")
+            return "unmatched" if path == "/{path:path}" else path or "unmatched"
+    return "unmatched"
+
+
 def _is_loopback(client: tuple[str, int] | None) -> bool:
     try:
         return client is not None and ipaddress.ip_address(client[0]).is_loopback
@@ -148,13 +160,17 @@ class FrontDoor:
             await self._handle(scope, receive, send_with_id, headers, who)
         finally:
             path = scope["path"]
-            if path not in ("/livez", "/readyz", "/healthz"):
+            if path not in QUIET:
+                elapsed = time.perf_counter() - started
+                route = route_of(scope)
+                GATEWAY_REQUESTS.labels(route, scope["method"], str(status[0])).inc()
+                GATEWAY_SECONDS.labels(route).observe(elapsed)
                 access.info(
                     "%s %s %s %.1fms caller=%s",
                     scope["method"],
                     path,
                     status[0],
-                    (time.perf_counter() - started) * 1000,
+                    elapsed * 1000,
                     who[0],
                 )
             request_id_var.reset(token)
@@ -386,6 +402,7 @@ class Gateway:
                 allow_headers=["authorization", "content-type", "x-request-id"],
                 expose_headers=["x-request-id", "retry-after", "x-genserve-seed"],
             )
+        resources.start_sampler("gateway")
         self.grpc: grpc_server.GrpcServer | None = None
         self.ready = False
         log.info(

@@ -17,7 +17,7 @@ import grpc
 import numpy as np
 
 from genserve.errors import GenserveError, InvalidInput
-from genserve.metrics import GATEWAY_REJECTIONS
+from genserve.metrics import GATEWAY_REJECTIONS, GATEWAY_REQUESTS, GATEWAY_SECONDS
 from genserve.protocol import inference_pb2 as pb
 from genserve.protocol import inference_pb2_grpc as pb_grpc
 from genserve.protocol.models import MODELS
@@ -136,13 +136,10 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             log.exception("gRPC call failed")
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error; request_id {rid}")
         finally:
-            access.info(
-                "grpc %s %s %.1fms caller=%s",
-                name,
-                code,
-                (time.perf_counter() - started) * 1000,
-                who,
-            )
+            elapsed = time.perf_counter() - started
+            GATEWAY_REQUESTS.labels(f"grpc:{name}", "GRPC", code).inc()
+            GATEWAY_SECONDS.labels(f"grpc:{name}").observe(elapsed)
+            access.info("grpc %s %s %.1fms caller=%s", name, code, elapsed * 1000, who)
             request_id_var.reset(token)
 
     async def ServerLive(self, request: Any, context: Any) -> pb.ServerLiveResponse:

@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from PIL import Image
 from pydantic import BaseModel
 
-from genserve import images
+from genserve import images, resources
 from genserve.batching import MicroBatcher
 from genserve.config import Settings
 from genserve.errors import InvalidInput
@@ -41,6 +41,8 @@ from genserve.metrics import (
     STAGE_SECONDS,
     UNET_STEP_SECONDS,
     batch_observer,
+    queue_gauge,
+    record_model,
 )
 from services.schemas import GeneratedImage, GeneratedImages, ImageRequest, JobStatus
 from services.web import Limits, create_app
@@ -64,11 +66,17 @@ class ImagegenService:
         settings = Settings()
         limits.max_body_bytes = settings.server.max_body_bytes
         self.model = settings.imagegen.model
+        started = time.perf_counter()
         self.pipeline = ImagePipeline.from_models_dir(
             settings.models.dir, self.model, settings.runtime, verify=settings.models.verify
         )
+        record_model(self.model, time.perf_counter() - started, self.pipeline.unet.provider)
+        resources.start_sampler("imagegen")
         self.batcher = MicroBatcher.from_settings(
-            self._run_rows, settings.imagegen, batch_observer(self.model)
+            self._run_rows,
+            settings.imagegen,
+            batch_observer(self.model),
+            queue_gauge(self.model, settings.imagegen.max_queue),
         )
         gauge = JOBS_IN_PROGRESS.labels(self.model)
         self.jobs = JobStore(max_jobs=settings.imagegen.max_jobs, on_count=gauge.set)

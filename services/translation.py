@@ -9,17 +9,16 @@ Texts of concurrent requests with the same decoding options are batched together
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import bentoml
 
+from genserve import resources
 from genserve.batching import MicroBatcher
 from genserve.config import Settings
-from genserve.metrics import TOKENS, batch_observer
-from genserve.translation.translator import (
-    Options,
-    Translator,
-)
+from genserve.metrics import TOKENS, batch_observer, queue_gauge, record_model
+from genserve.translation.translator import Options, Translator
 from services.schemas import Attention, TranslateRequest, TranslateResponse, TranslationOut
 from services.web import Limits, create_app
 
@@ -41,11 +40,18 @@ class TranslationService:
         settings = Settings()
         limits.max_body_bytes = settings.server.max_body_bytes
         self.model = settings.translation.model
+        started = time.perf_counter()
         self.translator = Translator.from_models_dir(
             settings.models.dir, self.model, settings.runtime, verify=settings.models.verify
         )
+        provider = self.translator.model.encoder.provider
+        record_model(self.model, time.perf_counter() - started, provider)
+        resources.start_sampler("translation")
         self.batcher = MicroBatcher.from_settings(
-            self.translator.translate_ids, settings.translation, batch_observer(self.model)
+            self.translator.translate_ids,
+            settings.translation,
+            batch_observer(self.model),
+            queue_gauge(self.model, settings.translation.max_queue),
         )
         self.ready = True
 

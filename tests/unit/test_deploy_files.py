@@ -1,0 +1,270 @@
+"""docker-compose against the Compose Specification's schema, the Kubernetes manifests
+against the Kubernetes schemas (rendered the way kustomize renders them), and the rules
+of the deployment that a schema cannot see. No Docker engine or cluster runs here."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from genserve.config import PROJECT_ROOT, GatewaySettings
+
+SCHEMA = PROJECT_ROOT.parent / "shared" / "schemas" / "compose-spec.json"
+K8S = PROJECT_ROOT / "deploy" / "k8s"
+K8S_VERSION = "1.33.0"
+MODEL_SERVICES = ("gan", "translation", "imagegen")
+
+
+# -- docker-compose -------------------------------------------------------------------
+
+
+class Reset:
+    """Compose's ``!reset``: the key is removed from the merged file."""
+
+
+class ComposeLoader(yaml.SafeLoader):
+    pass
+
+
+ComposeLoader.add_constructor("!reset", lambda loader, node: Reset())
+
+
+def load_compose(name: str) -> dict[str, Any]:
+    text = (PROJECT_ROOT / name).read_text()
+    # Interpolation as compose does it with nothing set: ${VAR:-default} -> default.
+    text = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", text)
+    assert "${" not in text, "every variable has a default"
+    return yaml.load(text, Loader=ComposeLoader)
+
+
+def merge(base: Any, override: Any) -> Any:
+    """Compose's merge of an override file, for mappings and !reset (what we use)."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            if isinstance(value, Reset):
+                out.pop(key, None)
+            else:
+                out[key] = merge(base.get(key), value)
+        return out
+    return copy.deepcopy(override)
+
+
+def validate_compose(doc: dict[str, Any]) -> None:
+    assert SCHEMA.is_file(), f"the Compose schema belongs beside the checkout: {SCHEMA}"
+    jsonschema.Draft7Validator(json.loads(SCHEMA.read_text())).validate(doc)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    doc = load_compose("docker-compose.yml")
+    validate_compose(doc)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def compose_cpu(compose: dict[str, Any]) -> dict[str, Any]:
+    override = load_compose("docker-compose.cpu.yml")
+    # The override on its own (less its !reset keys) is a valid compose file too.
+    services = {
+        name: {k: v for k, v in svc.items() if not isinstance(v, Reset)}
+        for name, svc in override["services"].items()
+    }
+    validate_compose({**override, "services": services})
+    merged = merge(compose, override)
+    validate_compose(merged)
+    return merged
+
+
+def seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+)s", duration)
+    assert match, duration
+    return float(match.group(1))
+
+
+def test_compose_files_follow_the_compose_specification(compose, compose_cpu) -> None:
+    assert set(compose["services"]) == {
+        "init",
+        "gan",
+        "translation",
+        "imagegen",
+        "gateway",
+        "prometheus",
+        "grafana",
+    }
+    with pytest.raises(jsonschema.ValidationError):  # the schema does bite
+        validate_compose(merge(compose, {"services": {"gan": {"restart": 3}}}))
+
+
+def test_only_the_gateway_and_grafana_are_published(compose) -> None:
+    published = {n for n, s in compose["services"].items() if s.get("ports")}
+    assert published == {"gateway", "grafana"}
+    assert compose["networks"]["internal"]["internal"] is True
+    for name, service in compose["services"].items():
+        networks = set(service["networks"])
+        assert "internal" in networks, name
+        assert ("edge" in networks) == (name in published), name
+
+
+def test_health_order_restarts_and_grace(compose) -> None:
+    services = compose["services"]
+    for name in (*MODEL_SERVICES, "gateway", "prometheus", "grafana"):
+        s = services[name]
+        assert s["healthcheck"]["test"], name
+        assert s["restart"] == "unless-stopped", name
+        assert seconds(s["stop_grace_period"]) > 0, name
+    for name in MODEL_SERVICES:
+        assert services[name]["depends_on"]["init"]["condition"] == "service_completed_successfully"
+        assert "/readyz" in " ".join(services[name]["healthcheck"]["test"])
+    for name in MODEL_SERVICES:
+        assert services["gateway"]["depends_on"][name]["condition"] == "service_healthy"
+    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    # Grace above the longest request each service can be asked to finish.
+    g = GatewaySettings()
+    longest = max(g.timeout_gan_s, g.timeout_translation_s, g.timeout_imagegen_s)
+    assert seconds(services["gateway"]["stop_grace_period"]) > longest
+    for name, timeout in (
+        ("gan", g.timeout_gan_s),
+        ("translation", g.timeout_translation_s),
+        ("imagegen", g.timeout_imagegen_s),
+    ):
+        assert seconds(services[name]["stop_grace_period"]) > timeout, name
+
+
+def test_gpu_reservations_and_the_cpu_variant(compose, compose_cpu) -> None:
+    for name in MODEL_SERVICES:
+        devices = compose["services"][name]["deploy"]["resources"]["reservations"]["devices"]
+        assert devices[0]["capabilities"] == ["gpu"]
+        assert compose["services"][name]["build"]["target"] == "gpu"
+        assert "deploy" not in compose_cpu["services"][name]
+    for name in ("init", *MODEL_SERVICES, "gateway"):
+        assert compose_cpu["services"][name]["build"]["target"] == "cpu"
+        assert compose_cpu["services"][name]["image"] == "genserve:cpu"
+    assert "deploy" not in compose["services"]["gateway"]
+
+
+def test_models_on_a_volume_and_every_mounted_file_exists(compose) -> None:
+    assert "models" in compose["volumes"]
+    for name in MODEL_SERVICES:
+        assert "models:/models:ro" in compose["services"][name]["volumes"]
+    for service in compose["services"].values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (PROJECT_ROOT / source).exists(), source
+        build = service.get("build")
+        if build:
+            assert (PROJECT_ROOT / build["context"] / build["dockerfile"]).is_file()
+
+
+def test_one_image_serves_every_service() -> None:
+    dockerfile = (PROJECT_ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM \S+ AS (\w+)", dockerfile, flags=re.M)
+    assert {"build", "cpu", "gpu"} <= set(stages)
+    gpu = dockerfile[dockerfile.index("AS gpu") :]
+    assert "onnxruntime-gpu" in gpu and "tensorrt" in gpu
+    entry = (PROJECT_ROOT / "deploy" / "docker" / "entrypoint.sh").read_text()
+    for name, target in (
+        ("gateway", "services.gateway:Gateway"),
+        ("gan", "services.gan:GanService"),
+        ("translation", "services.translation:TranslationService"),
+        ("imagegen", "services.imagegen:ImagegenService"),
+    ):
+        assert f"{name})" in entry and target in entry
+        module, cls = target.split(":")
+        assert f"class {cls}" in (PROJECT_ROOT / (module.replace(".", "/") + ".py")).read_text()
+    runtime = dockerfile[dockerfile.index("AS cpu") : dockerfile.index("AS gpu")]
+    assert "dev.txt" not in runtime and "torch" not in runtime  # no torch when serving
+
+
+# -- Kubernetes -------------------------------------------------------------------------
+
+KNOWN = {"apiVersion", "kind", "namespace", "resources", "images", "patches"}
+
+
+def render(folder: Path) -> list[dict[str, Any]]:
+    """kustomize build, for what these kustomizations use: resources (files and
+    folders), namespace, images, and JSON 6902 patches from files with a target.
+    Anything else fails here rather than being silently ignored."""
+    k = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    assert set(k) <= KNOWN, set(k) - KNOWN
+    docs: list[dict[str, Any]] = []
+    for resource in k.get("resources", []):
+        path = folder / resource
+        if path.is_dir():
+            docs += render(path)
+        else:
+            docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    for patch in k.get("patches", []):
+        ops = yaml.safe_load((folder / patch["path"]).read_text())
+        assert isinstance(ops, list), "JSON 6902 patches only"
+        target = patch["target"]
+        hits = [
+            d
+            for d in docs
+            if d["kind"] == target["kind"] and d["metadata"]["name"] == target["name"]
+        ]
+        assert len(hits) == 1, patch
+        hits[0].update(jsonpatch.apply_patch(hits[0], ops))
+    for image in k.get("images", []):
+        for d in docs:
+            for c in _containers(d):
+                if c["image"].split(":")[0] == image["name"]:
+                    c["image"] = f"{image.get('newName', image['name'])}:{image['newTag']}"
+    if "namespace" in k:
+        for d in docs:
+            d["metadata"]["namespace"] = k["namespace"]
+    return docs
+
+
+def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+    return [*spec.get("initContainers", []), *spec.get("containers", [])]
+
+
+@pytest.fixture(scope="module", params=["base", "overlays/gpu"])
+def manifests(request) -> tuple[str, list[dict[str, Any]]]:
+    return request.param, render(K8S / request.param)
+
+
+def test_manifests_follow_the_kubernetes_schemas(manifests) -> None:
+    _name, docs = manifests
+    assert len(docs) >= 15
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    broken = copy.deepcopy(next(d for d in docs if d["kind"] == "Deployment"))
+    broken["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):  # the schemas do bite
+        kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
+
+
+def test_probes_resources_autoscaling_and_budgets(manifests) -> None:
+    name, docs = manifests
+    by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    for service in (*MODEL_SERVICES, "gateway"):
+        deployment = by[("Deployment", service)]
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert probe in container, (service, probe)
+        assert container["resources"]["requests"]["cpu"]
+        assert container["image"] == f"genserve:{'gpu' if 'gpu' in name else 'cpu'}"
+        assert ("Service", service) in by and ("PodDisruptionBudget", service) in by
+        assert deployment["metadata"]["namespace"] == "genserve"
+    for service in MODEL_SERVICES:
+        hpa = by[("HorizontalPodAutoscaler", service)]
+        assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "genserve_queue_rows"
+        limits = by[("Deployment", service)]["spec"]["template"]["spec"]["containers"][0][
+            "resources"
+        ]["limits"]
+        assert ("nvidia.com/gpu" in limits) == ("gpu" in name)
+    gateway = by[("Deployment", "gateway")]["spec"]["template"]["spec"]["containers"][0]
+    assert "nvidia.com/gpu" not in gateway["resources"]["limits"]

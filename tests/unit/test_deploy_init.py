@@ -1,0 +1,49 @@
+"""`genserve init`: the models volume is seeded once, keys are made once."""
+
+from __future__ import annotations
+
+import json
+
+from genserve.deploy import init, make_keys, seed_models
+from services.security import KeyStore
+
+
+def model(folder, name: str) -> None:
+    (folder / name).mkdir(parents=True)
+    (folder / name / "genserve.json").write_text("{}")
+
+
+def test_models_are_copied_only_onto_an_empty_volume(tmp_path) -> None:
+    seed, volume = tmp_path / "seed", tmp_path / "models"
+    model(seed, "gan")
+    model(seed, "translation")
+    (seed / "not-a-model").mkdir()
+    assert seed_models(seed, volume) == ["gan", "translation"]
+    assert (volume / "gan" / "genserve.json").is_file() and not (volume / "not-a-model").exists()
+    model(seed, "imagegen")
+    assert seed_models(seed, volume) == []  # a volume with models is left alone
+    assert not (volume / "imagegen").exists()
+
+
+def test_keys_are_made_once_and_only_hashes_are_stored(tmp_path) -> None:
+    secrets = tmp_path / "secrets"
+    admin = make_keys(secrets)
+    assert admin and admin not in (secrets / "keys.json").read_text()
+    store = KeyStore()
+    store.add_json((secrets / "keys.json").read_text(), "keys.json")
+    assert store.authenticate(f"Bearer {admin}").scopes == {"*"}
+    metrics = (secrets / "metrics_key").read_text()
+    assert store.authenticate(f"Bearer {metrics}").scopes == {"metrics"}
+    before = json.loads((secrets / "keys.json").read_text())
+    assert make_keys(secrets) is None
+    assert json.loads((secrets / "keys.json").read_text()) == before
+
+
+def test_init_prints_the_admin_key_once(tmp_path, capsys) -> None:
+    model(tmp_path / "seed", "gan")
+    assert init(tmp_path / "seed", tmp_path / "models", tmp_path / "secrets") == 0
+    first = capsys.readouterr().out
+    assert "copied gan" in first and "admin API key (shown once): gs_" in first
+    init(tmp_path / "seed", tmp_path / "models", tmp_path / "secrets")
+    second = capsys.readouterr().out
+    assert "already" in second and "gs_" not in second
