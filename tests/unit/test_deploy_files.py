@@ -171,7 +171,10 @@ def test_one_image_serves_every_service() -> None:
     stages = re.findall(r"^FROM \S+ AS (\w+)", dockerfile, flags=re.M)
     assert {"build", "cpu", "gpu"} <= set(stages)
     gpu = dockerfile[dockerfile.index("AS gpu") :]
-    assert "onnxruntime-gpu" in gpu and "tensorrt" in gpu
+    assert "grep -v '^onnxruntime=='" in gpu and "-r requirements/gpu.txt" in gpu
+    pins = (PROJECT_ROOT / "requirements" / "gpu.txt").read_text()
+    assert re.search(r"^onnxruntime-gpu==\S+$", pins, re.M)
+    assert re.search(r"^tensorrt-cu12==\S+$", pins, re.M)
     entry = (PROJECT_ROOT / "deploy" / "docker" / "entrypoint.sh").read_text()
     for name, target in (
         ("gateway", "services.gateway:Gateway"),
@@ -268,3 +271,32 @@ def test_probes_resources_autoscaling_and_budgets(manifests) -> None:
         assert ("nvidia.com/gpu" in limits) == ("gpu" in name)
     gateway = by[("Deployment", "gateway")]["spec"]["template"]["spec"]["containers"][0]
     assert "nvidia.com/gpu" not in gateway["resources"]["limits"]
+
+
+# -- Grafana ----------------------------------------------------------------------------
+
+GRAFANA = PROJECT_ROOT / "deploy" / "grafana"
+
+
+def test_dashboards_use_the_provisioned_datasource_and_folder(compose) -> None:
+    datasource = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090" and "prometheus" in compose["services"]
+    provider = yaml.safe_load(
+        (GRAFANA / "provisioning" / "dashboards" / "genserve.yml").read_text()
+    )["providers"][0]
+    mounts = compose["services"]["grafana"]["volumes"]
+    assert f"./deploy/grafana/dashboards:{provider['options']['path']}:ro" in mounts
+    uids = []
+    for path in sorted((GRAFANA / "dashboards").glob("*.json")):
+        board = json.loads(path.read_text())
+        uids.append(board["uid"])
+        ids = [p["id"] for p in board["panels"]]
+        assert len(ids) == len(set(ids)), path.name
+        for p in board["panels"]:
+            assert p["datasource"]["uid"] == datasource["uid"], (path.name, p["title"])
+            assert p["targets"] and all(
+                t["datasource"]["uid"] == datasource["uid"] for t in p["targets"]
+            )
+    assert sorted(uids) == ["genserve-models", "genserve-overview", "genserve-resources"]
