@@ -171,8 +171,16 @@ def from_wire(
     kinds: list[type[GenserveError]] = [GenserveError]
     for kind in kinds:
         kinds.extend(kind.__subclasses__())
-    kind = next((k for k in kinds if k.code == code and k.http_status == status), GenserveError)
-    error = kind.__new__(kind)
+    found = next((k for k in kinds if k.code == code and k.http_status == status), None)
+    if found is None:  # not genserve's body (BentoML's own 429, 503, 504...): by status
+        by_status: dict[int, type[GenserveError]] = {
+            503: BackendUnavailable,
+            504: GatewayTimeout,
+        }
+        same = [k for k in kinds if k.http_status == status]
+        client = InvalidInput if 400 <= status < 500 else GenserveError
+        found = by_status.get(status) or (same[0] if same else client)
+    error = found.__new__(found)
     GenserveError.__init__(error, str(message or code or status), field=field)
     if retry_after_s is not None:
         error.retry_after_s = retry_after_s

@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genserve import resources
 from genserve.config import GatewaySettings, Settings
-from genserve.errors import GenserveError, InvalidInput, NotFound, Overloaded
+from genserve.errors import GenserveError, InvalidInput, NotFound
 from genserve.metrics import GATEWAY_REJECTIONS, GATEWAY_REQUESTS, GATEWAY_SECONDS
 from genserve.protocol.models import MODELS
 from genserve.protocol.tensors import HEADER_LENGTH, encode_response, parse_request
@@ -57,6 +57,7 @@ from services.web import (
     Limits,
     create_app,
     error_response,
+    printable,
     request_id,
     request_id_var,
 )
@@ -67,7 +68,10 @@ access = logging.getLogger("genserve.access")
 PLAYGROUND = Path(__file__).resolve().parent / "playground"
 QUIET = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})  # probes and scrapes
 PUBLIC = frozenset({"/", "/livez", "/readyz", "/healthz", "/v2/health/live", "/v2/health/ready"})
-DOCS = frozenset({"/docs", "/openapi.json", "/docs.json", "/schema.json", "/docs/oauth2-redirect"})
+DOCS = frozenset(
+    {"/docs", "/redoc", "/openapi.json", "/docs.json", "/schema.json", "/docs/oauth2-redirect"}
+)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 ROUTE_SCOPES = (
     ("/v1/translate", "translation"),
     ("/v1/images", "imagegen"),
@@ -75,8 +79,8 @@ ROUTE_SCOPES = (
     ("/v1/samples", "gan"),
     ("/v1/interpolate", "gan"),
 )
-_V2_MODEL = re.compile(r"^/v2/models/([^/]+)")
-_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_MODEL_PATH = re.compile(r"/v[12]/models/([^/]+)")  # a model's own routes need its scope
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class State:
@@ -86,7 +90,6 @@ class State:
     guard: Guard
     backends: Backends
     inference: Inference
-    in_flight = 0
 
 
 state = State()
@@ -106,7 +109,7 @@ def scope_of(path: str) -> tuple[bool, str | None, bool]:
     for prefix, scope in ROUTE_SCOPES:
         if path == prefix or path.startswith(prefix + "/"):
             return False, scope, True
-    match = _V2_MODEL.match(path)
+    match = _MODEL_PATH.match(path)
     if match and match.group(1) in MODELS:
         return False, match.group(1), True
     return False, None, True  # any valid key; then 404 for what does not exist
@@ -163,12 +166,13 @@ class FrontDoor:
             if path not in QUIET:
                 elapsed = time.perf_counter() - started
                 route = route_of(scope)
-                GATEWAY_REQUESTS.labels(route, scope["method"], str(status[0])).inc()
+                method = scope["method"] if scope["method"] in METHODS else "OTHER"
+                GATEWAY_REQUESTS.labels(route, method, str(status[0])).inc()
                 GATEWAY_SECONDS.labels(route).observe(elapsed)
                 access.info(
                     "%s %s %s %.1fms caller=%s",
-                    scope["method"],
-                    path,
+                    method,
+                    printable(path),
                     status[0],
                     elapsed * 1000,
                     who[0],
@@ -179,6 +183,13 @@ class FrontDoor:
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], who: list[str]
     ) -> None:
         path, method = scope["path"], scope["method"]
+        if not path.isprintable():
+            # A decoded control character ("/metrics%0A") would match a route's "$" but not
+            # the scope table: no such path exists, so nothing needs to see it.
+            await error_response(NotFound("no such route", field="path"), path)(
+                scope, receive, send
+            )
+            return
         public, needed, limited = scope_of(path)
         preflight = method == "OPTIONS" and "access-control-request-method" in headers
         if public or (preflight and state.settings.cors_origins):
@@ -195,17 +206,13 @@ class FrontDoor:
                     headers.get("authorization"), needed, client, limit=limited
                 )
                 who[0] = principal.name
-            if state.in_flight >= state.settings.max_in_flight:
-                raise Overloaded("the gateway is at its limit of open requests")
+            slot = state.guard.slot()
         except GenserveError as exc:
             GATEWAY_REJECTIONS.labels(exc.code).inc()
             await error_response(exc, path)(scope, receive, send)
             return
-        state.in_flight += 1
-        try:
+        with slot:
             await self.app(scope, receive, send)
-        finally:
-            state.in_flight -= 1
 
 
 app = create_app(
@@ -256,7 +263,7 @@ async def submit_job(req: ImageRequest, request: Request) -> Response:
 
 
 def _job_path(job_id: str, suffix: str = "") -> str:
-    if not _JOB_ID.match(job_id):
+    if not _JOB_ID.fullmatch(job_id):
         raise NotFound("no such job", field="job_id")
     return f"/v1/jobs/{job_id}{suffix}"
 

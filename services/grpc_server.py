@@ -30,8 +30,8 @@ from genserve.protocol.tensors import (
     tensor_to_raw,
 )
 from services.oip import SERVER_METADATA, Inference, check_version, spec
-from services.security import Guard
-from services.web import request_id, request_id_var
+from services.security import Guard, peer_address
+from services.web import request_id, request_id_var, retry_after
 
 log = logging.getLogger("genserve.grpc")
 access = logging.getLogger("genserve.access")
@@ -75,8 +75,12 @@ def request_from_proto(msg: pb.ModelInferRequest) -> InferRequest:
             values = list(getattr(t.contents, _CONTENTS[t.datatype]))
             if len(values) != int(np.prod(shape)):
                 raise InvalidInput(f"contents do not fill shape {shape}", field=f"{where}.contents")
-            dtype = DATATYPES[t.datatype]
-            data = np.array(values, dtype=dtype).reshape(shape)
+            try:
+                data = np.array(values, dtype=DATATYPES[t.datatype]).reshape(shape)
+            except (OverflowError, ValueError, TypeError) as exc:
+                raise InvalidInput(
+                    f"contents do not fit {t.datatype}: {exc}", field=f"{where}.contents"
+                ) from None
         params = {k: _param_value(v) for k, v in t.parameters.items()}
         inputs.append(Tensor(t.name, t.datatype, data, params))
     parameters = {k: _param_value(v) for k, v in msg.parameters.items()}
@@ -97,6 +101,10 @@ def response_to_proto(model: str, request_id: str, outputs: list[Tensor]) -> pb.
     return response
 
 
+def _model_scope(name: str) -> str | None:
+    return name if name in MODELS else None
+
+
 class Servicer(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, inference: Inference, guard: Guard) -> None:
         self.inference = inference
@@ -113,10 +121,11 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         try:
             await context.send_initial_metadata((("x-request-id", rid),))
             principal = self.guard.check(
-                metadata.get("authorization"), scope, context.peer(), limit=limit
+                metadata.get("authorization"), scope, peer_address(context.peer()), limit=limit
             )
             who = principal.name
-            return await call()
+            with self.guard.slot():
+                return await call()
         except GenserveError as exc:
             code = exc.grpc_code
             if exc.http_status == 500:
@@ -128,7 +137,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
                 message = f"{message} (field: {exc.field})"
             trailers = [("x-request-id", rid)]
             if exc.retry_after_s is not None:
-                trailers.append(("retry-after", str(max(1, round(exc.retry_after_s)))))
+                trailers.append(("retry-after", retry_after(exc.retry_after_s)))
             context.set_trailing_metadata(tuple(trailers))
             await context.abort(grpc.StatusCode[exc.grpc_code], message)
         except Exception:
@@ -153,7 +162,9 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             check_version(request.version)
             return pb.ModelReadyResponse(ready=self.inference.model_ready(request.name))
 
-        return await self._guarded("ModelReady", context, None, call, limit=False)
+        return await self._guarded(
+            "ModelReady", context, _model_scope(request.name), call, limit=False
+        )
 
     async def ServerMetadata(self, request: Any, context: Any) -> pb.ServerMetadataResponse:
         async def call() -> pb.ServerMetadataResponse:
@@ -179,7 +190,9 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
                     )
             return response
 
-        return await self._guarded("ModelMetadata", context, None, call, limit=False)
+        return await self._guarded(
+            "ModelMetadata", context, _model_scope(request.name), call, limit=False
+        )
 
     async def ModelInfer(self, request: Any, context: Any) -> pb.ModelInferResponse:
         async def call() -> pb.ModelInferResponse:
@@ -189,8 +202,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             outputs = await self.inference.infer(request.model_name, parsed)
             return response_to_proto(request.model_name, request.id, outputs)
 
-        scope = request.model_name if request.model_name in MODELS else None
-        return await self._guarded("ModelInfer", context, scope, call)
+        return await self._guarded("ModelInfer", context, _model_scope(request.model_name), call)
 
 
 class GrpcServer:

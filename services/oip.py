@@ -62,7 +62,13 @@ class Inference:
         calls = model_spec.plan(request)
         for call in calls:
             _validate(model_spec, SCHEMAS[model], call)
-        results = await asyncio.gather(*(self._call(model_spec, c) for c in calls))
+        tasks = [asyncio.ensure_future(self._call(model_spec, c)) for c in calls]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:  # one failed (or the caller left): stop the others' work
+                task.cancel()
+            raise
         tensors = model_spec.collect(calls, list(results))
         return [t for t in tensors if not request.outputs or t.name in request.outputs]
 

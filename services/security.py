@@ -24,12 +24,15 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from genserve.config import GatewaySettings
-from genserve.errors import ConfigError, Forbidden, RateLimited, Unauthenticated
+from genserve.errors import ConfigError, Forbidden, Overloaded, RateLimited, Unauthenticated
 
 SCOPES = frozenset({"translation", "imagegen", "gan", "metrics", "*"})
 KEY_PREFIX = "gs_"
@@ -172,6 +175,22 @@ class Guard:
                 "or GENSERVE_GATEWAY_AUTH=false"
             )
         self.limiter = RateLimiter(settings.rate_per_minute, settings.burst)
+        self.max_in_flight = settings.max_in_flight
+        self.in_flight = 0
+
+    @contextmanager
+    def _held(self) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    def slot(self) -> AbstractContextManager[None]:
+        """A place among the open requests (HTTP and gRPC alike), or 503 at once."""
+        if self.in_flight >= self.max_in_flight:
+            raise Overloaded("the gateway is at its limit of open requests")
+        self.in_flight += 1
+        return self._held()
 
     def check(
         self, authorization: str | None, scope: str | None, client: str, *, limit: bool = True
@@ -186,3 +205,11 @@ class Guard:
         if limit:
             self.limiter.take(principal)
         return principal
+
+
+def peer_address(peer: str) -> str:
+    """The client's address without its port ("ipv4:10.0.0.7:51234" -> "10.0.0.7")."""
+    kind, _, rest = unquote(peer).partition(":")
+    if kind in ("ipv4", "ipv6"):
+        return rest.rsplit(":", 1)[0].strip("[]")
+    return peer

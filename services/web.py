@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import re
 import time
 import uuid
@@ -35,13 +36,23 @@ log = logging.getLogger("genserve.http")
 access = logging.getLogger("genserve.access")
 
 REQUEST_ID_HEADER = "x-request-id"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 
 def request_id(given: str) -> str:
     """The caller's X-Request-ID if it is a sane token, else a fresh one."""
-    return given if _VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
+    return given if _VALID_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def printable(text: str) -> str:
+    """Text safe for one log line: control characters escaped."""
+    return text if text.isprintable() else ascii(text)
+
+
+def retry_after(seconds: float) -> str:
+    """Whole seconds, rounded up: a client that waits that long finds room."""
+    return str(max(1, math.ceil(seconds)))
 
 
 def error_response(exc: GenserveError, path: str = "") -> JSONResponse:
@@ -49,7 +60,7 @@ def error_response(exc: GenserveError, path: str = "") -> JSONResponse:
     message string (tritonclient reads it so); code, field and request id sit beside it."""
     headers = {REQUEST_ID_HEADER: request_id_var.get()}
     if exc.retry_after_s is not None:
-        headers["retry-after"] = str(max(1, round(exc.retry_after_s)))
+        headers["retry-after"] = retry_after(exc.retry_after_s)
     body = exc.to_dict(request_id_var.get())
     if path == "/v2" or path.startswith("/v2/"):
         fields = body["error"]
@@ -196,10 +207,20 @@ class WireMiddleware:
 
         try:
             await self.app(scope, replay, send_with_id)
+        except Exception:
+            # Here, not in FastAPI's outermost handler, so the 500 and its log line keep
+            # the request id (the context variable is reset once this middleware returns).
+            log.exception("request %s failed", request_id_var.get())
+            if status[0]:
+                raise  # the response has begun; nothing sane can be sent any more
+            await error_response(GenserveError("unhandled error"), scope["path"])(
+                scope, replay, send_with_id
+            )
         finally:
             if self.limits.access_log:
                 ms = (time.perf_counter() - started) * 1000
-                access.info("%s %s %s %.1fms", scope["method"], scope["path"], status[0], ms)
+                path = printable(scope["path"])
+                access.info("%s %s %s %.1fms", scope["method"], path, status[0], ms)
 
 
 def _field(loc: tuple[Any, ...]) -> str:

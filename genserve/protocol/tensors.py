@@ -150,6 +150,15 @@ def _from_json(data: Any, datatype: str, shape: list[int], where: str) -> np.nda
         raise InvalidInput(f"data does not fit {datatype}: {exc}", field=where) from None
 
 
+def _object(value: Any, where: str) -> dict[str, Any]:
+    """An optional JSON object ("parameters"): absent is empty, anything else refused."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput("must be an object", field=where)
+    return value
+
+
 def parse_request(body: bytes, header_length: int | None = None) -> InferRequest:
     """An inference request from its HTTP body (JSON, or JSON + binary tensors)."""
     head = body if header_length is None else body[:header_length]
@@ -157,7 +166,7 @@ def parse_request(body: bytes, header_length: int | None = None) -> InferRequest
         raise InvalidInput("Inference-Header-Content-Length is out of range", field=HEADER_LENGTH)
     try:
         doc = json.loads(head)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidInput("request header is not valid JSON", field="body") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
         raise InvalidInput("request needs a non-empty list of inputs", field="inputs")
@@ -171,7 +180,7 @@ def parse_request(body: bytes, header_length: int | None = None) -> InferRequest
         if datatype not in DATATYPES:
             raise InvalidInput(f"unknown datatype {datatype!r}", field=f"{where}.datatype")
         shape = check_shape(spec.get("shape"), f"{where}.shape")
-        params = spec.get("parameters") or {}
+        params = _object(spec.get("parameters"), f"{where}.parameters")
         size = params.get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(blob):
@@ -191,13 +200,15 @@ def parse_request(body: bytes, header_length: int | None = None) -> InferRequest
     if offset != len(blob):
         raise InvalidInput("body holds bytes no input claims", field="body")
     outputs = {}
-    for i, spec in enumerate(doc.get("outputs") or []):
+    requested = doc.get("outputs") or []
+    if not isinstance(requested, list):
+        raise InvalidInput("outputs must be a list", field="outputs")
+    for i, spec in enumerate(requested):
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
             raise InvalidInput("each output needs a name", field=f"outputs[{i}].name")
-        outputs[spec["name"]] = bool((spec.get("parameters") or {}).get("binary_data", False))
-    parameters = doc.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise InvalidInput("parameters must be an object", field="parameters")
+        binary = _object(spec.get("parameters"), f"outputs[{i}].parameters").get("binary_data")
+        outputs[spec["name"]] = bool(binary)
+    parameters = _object(doc.get("parameters"), "parameters")
     request_id = doc.get("id")
     return InferRequest(
         str(request_id) if request_id is not None else None,

@@ -2,6 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const keyInput = $("api-key");
 keyInput.value = localStorage.getItem("genserve-key") || "";
 keyInput.addEventListener("change", () => localStorage.setItem("genserve-key", keyInput.value));
@@ -15,10 +16,25 @@ async function call(method, path, body) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const e = data.error || {};
-    throw new Error(`${response.status} ${e.code || ""}: ${e.message || ""}` +
-                    (e.field ? ` (field ${e.field})` : ""));
+    const error = new Error(`${response.status} ${e.code || ""}: ${e.message || ""}` +
+                            (e.field ? ` (field ${e.field})` : ""));
+    error.status = response.status;
+    error.retryAfter = parseFloat(response.headers.get("retry-after") || "1");
+    throw error;
   }
   return data;
+}
+
+// A GET that waits out 429 and 503 (Retry-After) instead of giving up: for polling.
+async function poll(path) {
+  for (;;) {
+    try {
+      return await call("GET", path);
+    } catch (err) {
+      if (err.status !== 429 && err.status !== 503) throw err;
+      await sleep(1000 * err.retryAfter);
+    }
+  }
 }
 
 function guarded(fn) {
@@ -64,8 +80,6 @@ $("tr-go").addEventListener("click", guarded(async () => {
 }));
 
 // -- image generation: a job, its previews while it runs, then the frames ---------------
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 $("ig-go").addEventListener("click", guarded(async () => {
   const steps = int("ig-steps");
   let job = await call("POST", "/v1/jobs", {
@@ -77,14 +91,14 @@ $("ig-go").addEventListener("click", guarded(async () => {
     $("ig-progress").value = job.step;
     $("ig-status").textContent = `${job.status}: step ${job.step} of ${job.steps}`;
     if (job.preview_png_base64) $("ig-preview").src = png(job.preview_png_base64);
-    await sleep(100);
-    job = await call("GET", `/v1/jobs/${job.id}`);
+    await sleep(500);  // twice a second: well inside a key's rate limit
+    job = await poll(`/v1/jobs/${job.id}`);
   }
   $("ig-progress").value = job.step;
   $("ig-status").textContent = `${job.status}: step ${job.step} of ${job.steps}`;
   if (job.preview_png_base64) $("ig-preview").src = png(job.preview_png_base64);
   if (job.status !== "succeeded") throw new Error(job.error || job.status);
-  const result = await call("GET", `/v1/jobs/${job.id}/result`);
+  const result = await poll(`/v1/jobs/${job.id}/result`);
   $("ig-result").src = png(result.images[0].png_base64);
   $("ig-frames").src = gif(result.images[0].frames_base64);
 }));

@@ -266,6 +266,18 @@ def test_keys_and_scopes(gateway: Server, api_keys: dict[str, str]) -> None:
     assert metrics.status_code == 200 and "genserve_gateway_backend_up" in metrics.text
     assert "genserve_tokens_total{" not in metrics.text  # its own, not the services'
     assert httpx.get(url + "/docs", headers=auth(api_keys["gan-only"])).status_code == 200
+    # A model's own routes need its scope, on every protocol.
+    gan_only = auth(api_keys["gan-only"])
+    assert httpx.get(url + "/v1/models/imagegen", headers=gan_only).status_code == 403
+    assert httpx.get(url + "/v1/models/gan", headers=gan_only).status_code == 200
+    assert httpx.get(url + "/v2/models/translation", headers=gan_only).status_code == 403
+    grpc_client = triton_grpc.InferenceServerClient(gateway.grpc)  # type: ignore[attr-defined]
+    with pytest.raises(InferenceServerException, match="PERMISSION_DENIED"):
+        grpc_client.get_model_metadata("translation", headers=gan_only)
+    # A decoded control character matches a route's "$" but no scope: refused outright.
+    for method, path in (("GET", "/metrics%0A"), ("POST", "/v1/translate%0A"), ("GET", "/docs%0a")):
+        r = httpx.request(method, url + path, headers=gan_only, json={"texts": ["Hi."]})
+        assert r.status_code == 404, (method, path, r.status_code)
     # The key itself never reaches a log line.
     time.sleep(0.2)
     log = gateway.log.read_text()

@@ -72,3 +72,36 @@ def test_an_error_survives_the_trip_through_a_service() -> None:
     body = _json.loads(error_response(RateLimited("slow down"), "/v2/models/gan/infer").body)
     assert body["error"] == "slow down" and body["code"] == "rate_limited"
     assert "request_id" in body
+
+
+def test_errors_that_are_not_genserve_shaped_map_by_status() -> None:
+    from genserve.errors import BackendUnavailable, GatewayTimeout, RateLimited, from_wire
+    from services.web import retry_after
+
+    assert type(from_wire(504, {"error": "Not able to process the request in 60 seconds"})) is (
+        GatewayTimeout
+    )
+    assert type(from_wire(503, {})) is BackendUnavailable
+    assert type(from_wire(429, {"error": "busy"})) is RateLimited
+    unknown_4xx = from_wire(418, {})
+    assert unknown_4xx.is_client_error and unknown_4xx.http_status == 400
+    assert retry_after(1.35) == "2" and retry_after(0.1) == "1" and retry_after(3.0) == "3"
+
+
+def test_an_unexpected_error_is_a_500_with_the_request_id() -> None:
+    from fastapi.testclient import TestClient
+
+    from services.web import Limits, create_app
+
+    app = create_app("t", "t", Limits())
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    r = TestClient(app, raise_server_exceptions=False).get(
+        "/boom", headers={"x-request-id": "find-me-7"}
+    )
+    assert r.status_code == 500 and r.headers["x-request-id"] == "find-me-7"
+    body = r.json()["error"]
+    assert body["request_id"] == "find-me-7" and "secret" not in r.text

@@ -143,3 +143,25 @@ def test_not_json() -> None:
     with pytest.raises(InvalidInput) as info:
         parse_request(b"\x80\x04K\x01.")
     assert info.value.field == "body"
+
+
+_ONE = {"name": "A", "datatype": "INT32", "shape": [1], "data": [1]}
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        ({"inputs": [{**_ONE, "parameters": [1]}]}, "inputs[0].parameters"),
+        ({"inputs": [_ONE], "outputs": 5}, "outputs"),
+        (
+            {"inputs": [_ONE], "outputs": [{"name": "B", "parameters": "x"}]},
+            "outputs[0].parameters",
+        ),
+        ("[" * 60_000, "body"),
+    ],
+)
+def test_malformed_requests_are_client_errors(doc: object, field: str) -> None:
+    body = doc.encode() if isinstance(doc, str) else json.dumps(doc).encode()
+    with pytest.raises(InvalidInput) as info:
+        parse_request(body)
+    assert info.value.field == field

@@ -98,3 +98,28 @@ def test_token_bucket_refills_at_the_rate_and_says_when() -> None:
     with pytest.raises(RateLimited):
         limiter.take(fast, now=0.0)
     limiter.take(fast, now=0.01)
+
+
+def test_open_requests_are_bounded() -> None:
+    from genserve.errors import Overloaded
+
+    guard = Guard(GatewaySettings(auth=False, max_in_flight=2))
+    with guard.slot(), guard.slot():
+        with pytest.raises(Overloaded) as info:
+            guard.slot()
+        assert info.value.http_status == 503 and info.value.retry_after_s
+    assert guard.in_flight == 0
+    with guard.slot():  # freed, even after an error inside
+        pass
+    with pytest.raises(RuntimeError), guard.slot():
+        raise RuntimeError("boom")
+    assert guard.in_flight == 0
+
+
+def test_grpc_peers_are_keyed_by_address_not_port() -> None:
+    from services.security import peer_address
+
+    assert peer_address("ipv4:10.0.0.7:51234") == "10.0.0.7"
+    assert peer_address("ipv6:[::1]:51234") == "::1"
+    assert peer_address("ipv6:%5B::1%5D:51234") == "::1"
+    assert peer_address("unix:/tmp/sock") == "unix:/tmp/sock"
