@@ -51,7 +51,12 @@ app = create_app(
 )
 
 
-@bentoml.service(name="gan", workers=1, traffic={"timeout": 30})
+@bentoml.service(
+    name="gan",
+    workers=1,
+    traffic={"timeout": 30},
+    logging={"access": {"enabled": False}},  # ours carries the request id
+)
 @bentoml.asgi_app(app, path="/v1")
 class GanService:
     def __init__(self) -> None:

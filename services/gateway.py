@@ -390,7 +390,12 @@ async def unknown(path: str) -> Response:
     raise NotFound(f"no route /{path}", field="path")
 
 
-@bentoml.service(name="gateway", workers=1, traffic={"timeout": 600})
+@bentoml.service(
+    name="gateway",
+    workers=1,
+    traffic={"timeout": 600},
+    logging={"access": {"enabled": False}},  # ours carries the request id
+)
 @bentoml.asgi_app(app, path="/")
 class Gateway:
     def __init__(self) -> None:

@@ -59,7 +59,12 @@ app = create_app(
 )
 
 
-@bentoml.service(name="imagegen", workers=1, traffic={"timeout": 300})
+@bentoml.service(
+    name="imagegen",
+    workers=1,
+    traffic={"timeout": 300},
+    logging={"access": {"enabled": False}},  # ours carries the request id
+)
 @bentoml.asgi_app(app, path="/v1")
 class ImagegenService:
     def __init__(self) -> None:

@@ -33,7 +33,12 @@ app = create_app(
 )
 
 
-@bentoml.service(name="translation", workers=1, traffic={"timeout": 60})
+@bentoml.service(
+    name="translation",
+    workers=1,
+    traffic={"timeout": 60},
+    logging={"access": {"enabled": False}},  # ours carries the request id
+)
 @bentoml.asgi_app(app, path="/v1")
 class TranslationService:
     def __init__(self) -> None:
