@@ -14,6 +14,7 @@ import math
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -127,6 +128,48 @@ def configure_logging() -> None:
     logger.propagate = False
 
 
+async def read_body(
+    scope: Scope, receive: Receive, headers: dict[str, str], limits: Limits
+) -> bytes | None:
+    """A request's whole body, refused before the app sees a byte of it when its content
+    type is not accepted (415) or it is over the limit (413), whether or not it declared
+    a Content-Length (a chunked upload is counted as it is read). None: the client left."""
+    limit = limits.max_body_bytes
+    ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+    length = headers.get("content-length", "")
+    if not accepts(limits, scope["path"], ctype):
+        raise UnsupportedMediaType(
+            f"content-type must be application/json, got {ctype or 'none'!r}",
+            field="content-type",
+        )
+    if length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"request body is {length} bytes; the limit is {limit}", field="body")
+    body, more = bytearray(), True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", field="body")
+    return bytes(body)
+
+
+def invalid_input(errors: Sequence[Any]) -> InvalidInput:
+    """Pydantic's first validation error as genserve's 400, naming the field."""
+    first = errors[0]
+    kind = first.get("type", "")
+    field = "body" if kind == "json_invalid" else _field(tuple(first.get("loc", ())))
+    if kind == "json_invalid":
+        message = "request body is not valid JSON"
+    elif kind == "missing" and field == "body":
+        message = "request body is missing; send a JSON object"
+    else:
+        message = f"{field}: {first.get('msg', 'invalid value')}"
+    return InvalidInput(message, field=field)
+
+
 class WireMiddleware:
     """Request id in and out, JSON-only bodies, and a hard cap on body size.
 
@@ -153,39 +196,16 @@ class WireMiddleware:
     async def _handle(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
     ) -> None:
-        limit = self.limits.max_body_bytes
-        problem: GenserveError | None = None
+        body = b""
         if scope["method"] in ("POST", "PUT", "PATCH"):
-            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-            length = headers.get("content-length", "")
-            if not accepts(self.limits, scope["path"], ctype):
-                problem = UnsupportedMediaType(
-                    f"content-type must be application/json, got {ctype or 'none'!r}",
-                    field="content-type",
-                )
-            elif length.isdigit() and int(length) > limit:
-                problem = PayloadTooLarge(
-                    f"request body is {length} bytes; the limit is {limit}", field="body"
-                )
-        if problem is not None:
-            await error_response(problem, scope["path"])(scope, receive, send)
-            return
-
-        # Read the whole body first (bounded), so an oversized upload is refused whether
-        # or not it declared a Content-Length, before the app sees a byte of it.
-        body, more = bytearray(), True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > limit:
-                too_large = PayloadTooLarge(
-                    f"request body exceeds the limit of {limit} bytes", field="body"
-                )
-                await error_response(too_large, scope["path"])(scope, receive, send)
+            try:
+                read = await read_body(scope, receive, headers, self.limits)
+            except GenserveError as exc:
+                await error_response(exc, scope["path"])(scope, receive, send)
                 return
+            if read is None:
+                return  # the client went away
+            body = read
         replayed = False
 
         async def replay() -> Message:
@@ -235,16 +255,7 @@ def create_app(title: str, description: str, limits: Limits) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0]
-        kind = first.get("type", "")
-        field = "body" if kind == "json_invalid" else _field(tuple(first.get("loc", ())))
-        if kind == "json_invalid":
-            message = "request body is not valid JSON"
-        elif kind == "missing" and field == "body":
-            message = "request body is missing; send a JSON object"
-        else:
-            message = f"{field}: {first.get('msg', 'invalid value')}"
-        return error_response(InvalidInput(message, field=field), request.url.path)
+        return error_response(invalid_input(exc.errors()), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
