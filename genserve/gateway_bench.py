@@ -27,7 +27,7 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def _median_ms(fn: Callable[[], Any], n: int) -> list[float]:
+def _times_ms(fn: Callable[[], Any], n: int) -> list[float]:
     out = []
     for _ in range(n):
         started = time.perf_counter()
@@ -89,7 +89,7 @@ def bench(requests: int = 400) -> dict[str, float]:
             rounds = max(1, requests // 20)
             for _ in tqdm(range(rounds), desc="bench gateway", unit="round"):
                 for name, fn in calls.items():  # interleaved, so drift hits all alike
-                    times[name] += _median_ms(fn, 20)
+                    times[name] += _times_ms(fn, 20)
         finally:
             stop(gateway)
             stop(gan)

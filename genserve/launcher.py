@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import IO
 
 import httpx
 
@@ -39,24 +40,30 @@ MODEL_SERVICES = (
 
 
 def spawn(
-    target: str, host: str, port: int, env: dict[str, str] | None = None, quiet: bool = False
+    target: str,
+    host: str,
+    port: int,
+    env: dict[str, str] | None = None,
+    quiet: bool = False,
+    log: IO[bytes] | None = None,
 ) -> subprocess.Popen[bytes]:
     """``bentoml serve target`` in its own session (so it can be stopped as a group).
 
     Each server gets its own BENTOML_HOME: BentoML keeps its Prometheus multiprocess files
     in one folder under it and empties that folder when a server starts, so servers
-    sharing a home would erase (and mix) each other's metrics.
+    sharing a home would erase (and mix) each other's metrics. Output goes to ``log``
+    (stdout and stderr), nowhere (``quiet``), or this process's own streams.
     """
     cmd = [sys.executable, "-m", "bentoml", "serve", target, "--host", host, "--port", str(port)]
     home = PROJECT_ROOT / "build" / "bentoml" / str(port)
     home.mkdir(parents=True, exist_ok=True)
-    out = subprocess.DEVNULL if quiet else None
+    out: IO[bytes] | int | None = log if log is not None else subprocess.DEVNULL if quiet else None
     return subprocess.Popen(
         cmd,
         cwd=PROJECT_ROOT,
         env={**os.environ, "BENTOML_HOME": str(home), **(env or {})},
         stdout=out,
-        stderr=out,
+        stderr=subprocess.STDOUT if log is not None else out,
         start_new_session=True,
     )
 
@@ -77,9 +84,14 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """SIGTERM to the server's group; SIGKILL if it has not gone after ``timeout``."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=timeout)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def gateway_spec(base_port: int, auth: bool) -> ServiceSpec:
@@ -113,8 +125,15 @@ def serve(
 
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        if not _wait_ready(procs, base_port, timeout):
-            return 1
+        deadline = time.monotonic() + timeout
+        for spec, p in procs:  # they start together: waiting in turn costs nothing
+            try:
+                wait_ready(
+                    f"http://127.0.0.1:{base_port + spec.offset}", p, deadline - time.monotonic()
+                )
+            except (RuntimeError, TimeoutError) as exc:
+                print(f"genserve: {spec.name}: {exc}", file=sys.stderr)
+                return 1
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
         url = f"http://{shown}:{base_port}"
         mode = (
@@ -135,26 +154,3 @@ def serve(
         return 0
     finally:
         stop_all()
-
-
-def _wait_ready(
-    procs: list[tuple[ServiceSpec, subprocess.Popen[bytes]]], base_port: int, timeout: float
-) -> bool:
-    started = time.monotonic()
-    waiting = {spec.name for spec, _p in procs}
-    while waiting and time.monotonic() - started < timeout:
-        for spec, p in procs:
-            if p.poll() is not None:
-                print(f"genserve: {spec.name} exited with {p.returncode}", file=sys.stderr)
-                return False
-            if spec.name in waiting:
-                try:
-                    r = httpx.get(f"http://127.0.0.1:{base_port + spec.offset}/readyz", timeout=1)
-                    if r.status_code == 200:
-                        waiting.discard(spec.name)
-                except httpx.HTTPError:
-                    pass
-        time.sleep(0.2)
-    if waiting:
-        print(f"genserve: not ready after {timeout}s: {sorted(waiting)}", file=sys.stderr)
-    return not waiting

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 
-from genserve.config import PROJECT_ROOT
+from genserve.launcher import spawn, stop, wait_ready
 from tests.conftest import MODELS_DIR
 
 
@@ -27,6 +21,8 @@ def free_port() -> int:
 
 
 class Server:
+    """``bentoml serve`` on a loopback port, its output in ``log`` (genserve.launcher)."""
+
     def __init__(
         self, target: str, env: dict[str, str], log: Path, port: int | None = None
     ) -> None:
@@ -34,45 +30,13 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self._log_file = log.open("ab")
-        self.started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bentoml",
-                "serve",
-                target,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            cwd=PROJECT_ROOT,
-            env={
-                **os.environ,
-                "GENSERVE_MODELS_DIR": str(MODELS_DIR),
-                # its own home: BentoML empties its metrics folder there on start
-                "BENTOML_HOME": str(log.parent / f"bentoml-{self.port}"),
-                **env,
-            },
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.ready_seconds = self._wait_ready(timeout=90)
-
-    def _wait_ready(self, timeout: float) -> float:
-        while time.perf_counter() - self.started < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return time.perf_counter() - self.started
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"not ready in {timeout}s: {self.log.read_text()[-3000:]}")
+        env = {"GENSERVE_MODELS_DIR": str(MODELS_DIR), **env}
+        self.proc = spawn(target, "127.0.0.1", self.port, env, log=self._log_file)
+        try:
+            self.ready_seconds = wait_ready(self.url, self.proc, timeout=90)
+        except (RuntimeError, TimeoutError) as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}: {self.log.read_text()[-3000:]}") from None
 
     def pids(self) -> list[int]:
         """The server's processes: the arbiter and its workers."""
@@ -80,12 +44,7 @@ class Server:
         return [arbiter.pid, *(p.pid for p in arbiter.children(recursive=True))]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        stop(self.proc)
         self._log_file.close()
 
 
