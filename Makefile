@@ -13,7 +13,7 @@ AUTH ?= off
 SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test install system protos models lint typecheck bench train-gan train-translation train-imagegen clean
+.PHONY: up test install system protos models lint typecheck bench clean
 
 install: $(VENV)/.installed
 
@@ -35,21 +35,17 @@ protos: install
 	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. \
 		genserve/protocol/inference.proto
 
-models: $(MODELS_DIR)/gan/genserve.json $(MODELS_DIR)/translation/genserve.json \
-	$(MODELS_DIR)/imagegen/genserve.json
+# Every model kind with committed demo weights (models/<kind>/; genserve.kinds has the
+# table). ONNX is built from the committed weights, never retrained here; a kind's model is
+# rebuilt when its weights or its library folder change.
+KINDS := $(notdir $(wildcard models/*))
 
-# ONNX is built from the committed weights, never retrained here.
-$(MODELS_DIR)/gan/genserve.json: models/gan/genserve.json models/gan/generator.safetensors \
-		genserve/gan/export.py genserve/gan/model.py $(VENV)/.installed
-	$(BIN)/genserve models export gan --out $(MODELS_DIR)/gan
+models: $(KINDS:%=$(MODELS_DIR)/%/genserve.json)
 
-$(MODELS_DIR)/translation/genserve.json: $(wildcard models/translation/*) \
-		genserve/translation/export.py $(VENV)/.installed
-	$(BIN)/genserve models export translation --out $(MODELS_DIR)/translation
-
-$(MODELS_DIR)/imagegen/genserve.json: $(shell find models/imagegen -type f 2>/dev/null) \
-		genserve/imagegen/export.py $(VENV)/.installed
-	$(BIN)/genserve models export imagegen --out $(MODELS_DIR)/imagegen
+.SECONDEXPANSION:
+$(MODELS_DIR)/%/genserve.json: $$(shell find models/$$* genserve/$$* -type f -not -name '*.pyc') \
+		genserve/exporting.py genserve/artifacts.py $(VENV)/.installed
+	$(BIN)/genserve models export $* --out $(MODELS_DIR)/$*
 
 up: install models
 	GENSERVE_MODELS_DIR=$(abspath $(MODELS_DIR)) $(BIN)/genserve serve --host $(HOST) --auth $(AUTH)
@@ -65,19 +61,11 @@ test: install models system lint typecheck
 	GENSERVE_MODELS_DIR=$(MODELS_DIR) $(BIN)/pytest
 
 bench: install models
-	$(BIN)/genserve bench gan
-	$(BIN)/genserve bench translation
-	$(BIN)/genserve bench imagegen
-	$(BIN)/genserve bench gateway
+	for kind in $(KINDS) gateway; do $(BIN)/genserve bench $$kind || exit 1; done
 
-train-gan: install
-	$(BIN)/genserve models train gan
-
-train-translation: install
-	$(BIN)/genserve models train translation
-
-train-imagegen: install
-	$(BIN)/genserve models train imagegen
+# make train-<kind>: retrain a demo model into models/<kind>/ (long; see README)
+train-%: install
+	$(BIN)/genserve models train $*
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -6,10 +6,11 @@ Built once at start-up (``Settings()`` in a service's ``__init__`` or the CLI's
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +39,9 @@ class ModelSettings(BaseSettings):
 
     dir: Path = Field(PROJECT_ROOT / "build" / "models", description="built model folders")
     verify: bool = Field(True, description="check every file's sha256 on load")
+    extra_kinds: str = Field(
+        "", description="comma-separated 'module:attribute' ModelKinds served beside the built-in"
+    )
 
 
 class ServerSettings(BaseSettings):
@@ -56,45 +60,11 @@ class BatchingSettings(BaseSettings):
     max_queue: int = Field(1024, ge=1, le=1_000_000, description="queued rows before 503")
 
 
-class GanSettings(BatchingSettings):
-    """The GAN service (``GENSERVE_GAN_*``)."""
-
-    model_config = SettingsConfigDict(env_prefix="GENSERVE_GAN_")
-
-    model: str = Field("gan", description="model folder name under GENSERVE_MODELS_DIR")
-
-
-class TranslationSettings(BatchingSettings):
-    """The translation service (``GENSERVE_TRANSLATION_*``)."""
-
-    model_config = SettingsConfigDict(env_prefix="GENSERVE_TRANSLATION_")
-
-    model: str = Field("translation", description="model folder name under GENSERVE_MODELS_DIR")
-    max_batch_size: int = Field(32, ge=1, le=1024, description="texts per ONNX Runtime batch")
-    max_latency_ms: float = Field(5.0, ge=0.0, le=1000.0, description="wait to fill a batch")
-    max_queue: int = Field(512, ge=1, le=1_000_000, description="queued texts before 503")
-
-
-class ImagegenSettings(BatchingSettings):
-    """The image generation service (``GENSERVE_IMAGEGEN_*``)."""
-
-    model_config = SettingsConfigDict(env_prefix="GENSERVE_IMAGEGEN_")
-
-    model: str = Field("imagegen", description="model folder name under GENSERVE_MODELS_DIR")
-    max_batch_size: int = Field(16, ge=1, le=256, description="images per UNet batch")
-    max_latency_ms: float = Field(10.0, ge=0.0, le=1000.0, description="wait to fill a batch")
-    max_queue: int = Field(128, ge=1, le=100_000, description="queued images before 503")
-    max_jobs: int = Field(32, ge=1, le=10_000, description="unfinished async jobs before 503")
-
-
 class GatewaySettings(BaseSettings):
     """The gateway in front of the model services (``GENSERVE_GATEWAY_*``)."""
 
     model_config = SettingsConfigDict(env_prefix="GENSERVE_GATEWAY_")
 
-    gan_url: str = Field("http://127.0.0.1:3010", description="the GAN service")
-    translation_url: str = Field("http://127.0.0.1:3011", description="the translation service")
-    imagegen_url: str = Field("http://127.0.0.1:3012", description="the image service")
     grpc_port: int = Field(3001, ge=0, le=65535, description="OIP v2 gRPC port; 0 = no gRPC")
     grpc_host: str = Field("127.0.0.1", description="address the gRPC server binds")
     auth: bool = Field(True, description="require API keys; false only for local development")
@@ -106,21 +76,37 @@ class GatewaySettings(BaseSettings):
     burst: int = Field(20, ge=1, le=100_000, description="requests a key may send at once")
     max_in_flight: int = Field(256, ge=1, le=100_000, description="open requests before 503")
     connect_timeout_s: float = Field(0.5, gt=0, le=30, description="connecting to a service")
-    timeout_gan_s: float = Field(30.0, gt=0, le=3600)
-    timeout_translation_s: float = Field(60.0, gt=0, le=3600)
-    timeout_imagegen_s: float = Field(300.0, gt=0, le=3600, description="synchronous images")
-    timeout_jobs_s: float = Field(10.0, gt=0, le=3600, description="job status, result, cancel")
+    timeout_jobs_s: float = Field(
+        10.0, gt=0, le=3600, description="control calls: a job's status, result, cancel; model info"
+    )
     health_interval_s: float = Field(0.5, gt=0, le=60, description="probing each service")
     cors_origins: str = Field("", description="comma-separated allowed origins; empty = no CORS")
 
 
+class BackendSettings(BaseModel):
+    """Where the gateway finds one model service, and how long it waits for it:
+    ``GENSERVE_GATEWAY_<KIND>_URL`` and ``GENSERVE_GATEWAY_TIMEOUT_<KIND>_S``, with the
+    defaults the model kind gives (genserve.kinds)."""
+
+    url: str
+    timeout_s: float = Field(gt=0, le=3600)
+
+    @classmethod
+    def from_env(cls, kind: str, default_url: str, default_timeout_s: float) -> BackendSettings:
+        env = kind.upper()
+        return cls.model_validate(
+            {
+                "url": os.environ.get(f"GENSERVE_GATEWAY_{env}_URL", default_url).rstrip("/"),
+                "timeout_s": os.environ.get(f"GENSERVE_GATEWAY_TIMEOUT_{env}_S", default_timeout_s),
+            }
+        )
+
+
 class Settings(BaseSettings):
-    """All settings. Construct once at start-up."""
+    """All settings but the model kinds' own (``ModelKind.settings``). Construct once at
+    start-up."""
 
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
-    gan: GanSettings = Field(default_factory=GanSettings)
-    translation: TranslationSettings = Field(default_factory=TranslationSettings)
-    imagegen: ImagegenSettings = Field(default_factory=ImagegenSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)

@@ -1,5 +1,7 @@
 """``genserve models pull KIND HUB_ID``: fetch a real checkpoint where network exists.
 
+What is fetched of each kind is its ``ModelKind.pull`` (genserve.kinds).
+
 Only safetensors weights, configs and tokenizer files are fetched; a repository that
 publishes its weights only as pickle (``pytorch_model.bin``) is refused. The pulled
 folder gets a genserve.json manifest (hashes of what was fetched, the hub id and
@@ -10,40 +12,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from genserve import kinds
 from genserve.artifacts import ALLOWED_SUFFIXES, write_manifest
 from genserve.errors import InvalidInput, ModelIntegrityError
-
-PATTERNS = {
-    "translation": ["*.json", "*.spm", "model.safetensors"],
-    "imagegen": [
-        "model_index.json",
-        "scheduler/*.json",
-        "tokenizer/*",
-        "text_encoder/config.json",
-        "text_encoder/model.safetensors",
-        "unet/config.json",
-        "unet/diffusion_pytorch_model.safetensors",
-        "vae/config.json",
-        "vae/diffusion_pytorch_model.safetensors",
-    ],
-}
-WEIGHTS = {
-    "translation": "model.safetensors",
-    "imagegen": "unet/diffusion_pytorch_model.safetensors",
-}
 
 
 def pull(kind: str, repo_id: str, out: Path, revision: str | None = None) -> Path:
     """Download ``repo_id`` into ``out`` and write its manifest. Needs network."""
     from huggingface_hub import snapshot_download
 
-    if kind not in PATTERNS:
+    spec = kinds.get(kind, field="kind").pull
+    if spec is None:
         raise InvalidInput(f"pulling {kind!r} models is not supported", field="kind")
     out.mkdir(parents=True, exist_ok=True)
-    snapshot_download(repo_id, revision=revision, local_dir=str(out), allow_patterns=PATTERNS[kind])
-    if not (out / WEIGHTS[kind]).is_file():
+    patterns = list(spec.patterns)
+    snapshot_download(repo_id, revision=revision, local_dir=str(out), allow_patterns=patterns)
+    if not (out / spec.weights).is_file():
         raise ModelIntegrityError(
-            f"{repo_id} publishes no {WEIGHTS[kind]}; genserve loads no pickle weights"
+            f"{repo_id} publishes no {spec.weights}; genserve loads no pickle weights"
         )
     files = sorted(
         str(p.relative_to(out))

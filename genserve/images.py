@@ -1,4 +1,5 @@
-"""Image encoding shared by the image-producing models: PNG, grids, strips, GIFs.
+"""Image encoding shared by the image-producing models: PNG, JPEG, thumbnails, grids,
+strips, GIFs and the denoising frames of a generation.
 
 Pure Pillow and numpy. Encoders use fixed settings, so equal pixels give equal bytes.
 """
@@ -24,6 +25,29 @@ def png(pixels: np.ndarray) -> bytes:
     buf = io.BytesIO()
     _image(pixels).save(buf, format="PNG", compress_level=6)
     return buf.getvalue()
+
+
+def jpeg(pixels: np.ndarray, quality: int = 95) -> bytes:
+    """One image as JPEG bytes (fixed settings: equal pixels give equal bytes)."""
+    buf = io.BytesIO()
+    _image(pixels).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def encode(pixels: np.ndarray, fmt: str) -> tuple[bytes, str]:
+    """One image as ``fmt`` ("png" or "jpeg"): the bytes and their media type."""
+    if fmt == "jpeg":
+        return jpeg(pixels), "image/jpeg"
+    if fmt == "png":
+        return png(pixels), "image/png"
+    raise ValueError(f"no image format {fmt!r}")
+
+
+def thumbnail(pixels: np.ndarray, side: int) -> np.ndarray:
+    """The image shrunk to fit ``side`` x ``side``, keeping its aspect (never enlarged)."""
+    img = _image(pixels).copy()
+    img.thumbnail((side, side))
+    return np.asarray(img)
 
 
 def tile(images: Sequence[np.ndarray], columns: int, pad: int = 2, fill: int = 0) -> np.ndarray:
@@ -65,6 +89,16 @@ def gif(frames: Sequence[np.ndarray], frame_ms: int = 80, loop: bool = True) -> 
         optimize=False,
     )
     return buf.getvalue()
+
+
+def frames(history: Sequence[np.ndarray], fmt: str, frame_ms: int = 120) -> bytes:
+    """A generation's frames, noise to picture: an animated GIF ("gif") or a PNG strip
+    ("strip")."""
+    if fmt == "gif":
+        return gif(history, frame_ms=frame_ms)
+    if fmt == "strip":
+        return png(strip(history))
+    raise ValueError(f"no frames format {fmt!r}")
 
 
 def decode_rgb(data: bytes) -> np.ndarray:

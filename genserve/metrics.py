@@ -51,7 +51,8 @@ JOBS_IN_PROGRESS = Gauge(
 )
 TOKENS = Counter(
     "genserve_tokens",
-    "Tokens read (direction=input, source tokens) and written (direction=output) by translation",
+    "Tokens read (direction=input, source tokens) and written (direction=output) by a "
+    "sequence model",
     ["model", "direction"],
 )
 

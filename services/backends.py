@@ -23,8 +23,10 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from genserve.config import GatewaySettings
+from genserve import kinds
+from genserve.config import BackendSettings, GatewaySettings
 from genserve.errors import BackendUnavailable, GatewayTimeout, NotFound
+from genserve.kinds import DEFAULT_BASE_PORT, ModelKind
 from genserve.metrics import BACKEND_UP, UPSTREAM_SECONDS
 
 log = logging.getLogger("genserve.gateway")
@@ -59,17 +61,20 @@ class Backend:
         BACKEND_UP.labels(self.name).set(1 if ready else 0)
 
 
+def backend_settings(kind: ModelKind) -> BackendSettings:
+    """Where a kind's service is (``GENSERVE_GATEWAY_<KIND>_URL``; by default the port
+    ``genserve serve`` gives it) and its timeout (``GENSERVE_GATEWAY_TIMEOUT_<KIND>_S``;
+    by default the kind's own)."""
+    default_url = f"http://127.0.0.1:{DEFAULT_BASE_PORT + kind.port_offset}"
+    return BackendSettings.from_env(kind.name, default_url, kind.timeout_s)
+
+
 class Backends:
     def __init__(self, settings: GatewaySettings) -> None:
-        self.by_name = {
-            "gan": Backend("gan", settings.gan_url.rstrip("/"), settings.timeout_gan_s),
-            "translation": Backend(
-                "translation", settings.translation_url.rstrip("/"), settings.timeout_translation_s
-            ),
-            "imagegen": Backend(
-                "imagegen", settings.imagegen_url.rstrip("/"), settings.timeout_imagegen_s
-            ),
-        }
+        self.by_name: dict[str, Backend] = {}
+        for kind in kinds.kinds():
+            backend = backend_settings(kind)
+            self.by_name[kind.name] = Backend(kind.name, backend.url, backend.timeout_s)
         self.connect_timeout_s = settings.connect_timeout_s
         self.interval_s = settings.health_interval_s
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}

@@ -14,31 +14,19 @@ import asyncio
 import base64
 import logging
 import secrets
-import time
 from typing import Any
 
 import bentoml
 import numpy as np
 from fastapi import Response
 
-from genserve import images, resources
-from genserve.batching import MicroBatcher
-from genserve.config import Settings
+from genserve import images
 from genserve.errors import InvalidInput
-from genserve.gan.sampler import (
-    GanSampler,
-    Rows,
-    to_uint8,
-)
-from genserve.metrics import (
-    SAMPLES,
-    STAGE_SECONDS,
-    batch_observer,
-    queue_gauge,
-    record_model,
-)
-from services.schemas import DigitImage, DigitImages, InterpolateRequest, SampleRequest
-from services.web import Limits, create_app
+from genserve.gan.api import DigitImage, DigitImages, InterpolateRequest, SampleRequest
+from genserve.gan.sampler import GanSampler, Rows, to_uint8
+from genserve.metrics import SAMPLES, STAGE_SECONDS
+from services.base import ModelService
+from services.wire import Limits, create_app
 
 log = logging.getLogger("genserve.gan")
 
@@ -58,27 +46,9 @@ app = create_app(
     logging={"access": {"enabled": False}},  # ours carries the request id
 )
 @bentoml.asgi_app(app, path="/v1")
-class GanService:
-    def __init__(self) -> None:
-        settings = Settings()
-        limits.max_body_bytes = settings.server.max_body_bytes
-        self.model = settings.gan.model
-        started = time.perf_counter()
-        self.sampler = GanSampler.from_models_dir(
-            settings.models.dir, self.model, settings.runtime, verify=settings.models.verify
-        )
-        record_model(self.model, time.perf_counter() - started, self.sampler.session.provider)
-        resources.start_sampler("gan")
-        self.batcher = MicroBatcher.from_settings(
-            lambda rows, _: self.sampler.generate_rows(rows),
-            settings.gan,
-            batch_observer(self.model),
-            queue_gauge(self.model, settings.gan.max_queue),
-        )
-        self.ready = True  # the session has warmed up in GanSampler's constructor
-
-    def __is_ready__(self) -> bool:
-        return getattr(self, "ready", False)
+class GanService(ModelService[GanSampler]):
+    kind_name = "gan"
+    limits = limits
 
     async def _pixels(self, rows: Rows) -> np.ndarray:
         images = await self.batcher.submit(rows.split())
@@ -97,7 +67,7 @@ class GanService:
                 "format 'png' returns one image; use 'grid' or 'json'", field="format"
             )
         seed = secrets.randbits(48) if req.seed is None else req.seed
-        rows = self.sampler.sample_rows(req.n, seed, req.digit, req.truncation)
+        rows = self.served.sample_rows(req.n, seed, req.digit, req.truncation)
         pixels = await self._pixels(rows)
         headers = {"x-genserve-seed": str(seed), "x-genserve-digits": _digits(rows.digits)}
         if req.format == "png":
@@ -111,7 +81,7 @@ class GanService:
     @app.post("/interpolate", response_model=DigitImages)
     async def interpolate(self, req: InterpolateRequest) -> Any:
         """Frames along the latent path from seed_a's image to seed_b's."""
-        rows = self.sampler.interpolation_rows(
+        rows = self.served.interpolation_rows(
             req.seed_a, req.seed_b, req.frames, req.truncation, req.digit_a, req.digit_b
         )
         pixels = await self._pixels(rows)
@@ -128,16 +98,7 @@ class GanService:
     @app.get("/model")
     async def model_info(self) -> dict[str, Any]:
         """The served model's manifest summary and the execution provider in use."""
-        m = self.sampler.manifest
-        return {
-            "name": m.name,
-            "kind": m.kind,
-            "config": m.config,
-            "inputs": [t.to_dict() for t in m.inputs],
-            "outputs": [t.to_dict() for t in m.outputs],
-            "provider": self.sampler.session.provider,
-            "source": m.source,
-        }
+        return self.describe()
 
 
 def _digits(digits: tuple[int | None, ...]) -> str:

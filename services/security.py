@@ -3,12 +3,12 @@
 Keys are random tokens shown once (``genserve keys new``); only their SHA-256 is stored,
 in a JSON file or an environment variable::
 
-    {"keys": [{"name": "alice", "sha256": "<hex>", "scopes": ["translation", "gan"],
+    {"keys": [{"name": "alice", "sha256": "<hex>", "scopes": ["<kind>", "metrics"],
                "rate_per_minute": 120, "burst": 10}]}
 
 A key of high entropy needs no slow hash: SHA-256 cannot be reversed, and comparing
-digests does not leak the key through timing. Scopes are the model names
-(``translation``, ``imagegen``, ``gan``), ``metrics`` for /metrics, or ``*``. Any valid
+digests does not leak the key through timing. Scopes are the model kinds' names
+(genserve.kinds), ``metrics`` for /metrics, or ``*``. Any valid
 key may read the API docs. The key itself is never logged: logs name the key's ``name``.
 
 Each key (or, with auth off, each client address) has a token bucket: ``burst`` requests
@@ -18,10 +18,8 @@ empty bucket answers 429 with Retry-After saying when the next request fits.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -33,18 +31,7 @@ from urllib.parse import unquote
 
 from genserve.config import GatewaySettings
 from genserve.errors import ConfigError, Forbidden, Overloaded, RateLimited, Unauthenticated
-
-SCOPES = frozenset({"translation", "imagegen", "gan", "metrics", "*"})
-KEY_PREFIX = "gs_"
-
-
-def new_key() -> str:
-    """A fresh API key: 256 random bits, URL-safe."""
-    return KEY_PREFIX + secrets.token_urlsafe(32)
-
-
-def key_digest(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+from genserve.keys import key_digest, scopes
 
 
 @dataclass(frozen=True)
@@ -112,17 +99,18 @@ def _digest_of(entry: Any, where: str) -> str:
 
 
 def _principal(entry: dict[str, Any], where: str) -> Principal:
-    name, scopes, rate = entry.get("name"), entry.get("scopes", ["*"]), entry.get("rate_per_minute")
+    name, wanted, rate = entry.get("name"), entry.get("scopes", ["*"]), entry.get("rate_per_minute")
     burst = entry.get("burst")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}: name must be a non-empty string")
-    if not isinstance(scopes, list) or not set(scopes) <= SCOPES:
-        raise ConfigError(f"{where}: scopes must be a list drawn from {sorted(SCOPES)}")
+    known = scopes()
+    if not isinstance(wanted, list) or not set(wanted) <= known:
+        raise ConfigError(f"{where}: scopes must be a list drawn from {sorted(known)}")
     if rate is not None and (not isinstance(rate, int | float) or rate <= 0):
         raise ConfigError(f"{where}: rate_per_minute must be a positive number")
     if burst is not None and (not isinstance(burst, int) or isinstance(burst, bool) or burst < 1):
         raise ConfigError(f"{where}: burst must be a positive integer")
-    return Principal(name, frozenset(scopes), None if rate is None else float(rate), burst)
+    return Principal(name, frozenset(wanted), None if rate is None else float(rate), burst)
 
 
 def _is_hex(text: str) -> bool:

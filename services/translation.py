@@ -9,18 +9,20 @@ Texts of concurrent requests with the same decoding options are batched together
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import bentoml
 
-from genserve import resources
-from genserve.batching import MicroBatcher
-from genserve.config import Settings
-from genserve.metrics import TOKENS, batch_observer, queue_gauge, record_model
+from genserve.metrics import TOKENS
+from genserve.translation.api import (
+    Attention,
+    TranslateRequest,
+    TranslateResponse,
+    TranslationOut,
+)
 from genserve.translation.translator import Options, Translator
-from services.schemas import Attention, TranslateRequest, TranslateResponse, TranslationOut
-from services.web import Limits, create_app
+from services.base import ModelService
+from services.wire import Limits, create_app
 
 log = logging.getLogger("genserve.translation")
 
@@ -40,39 +42,20 @@ app = create_app(
     logging={"access": {"enabled": False}},  # ours carries the request id
 )
 @bentoml.asgi_app(app, path="/v1")
-class TranslationService:
-    def __init__(self) -> None:
-        settings = Settings()
-        limits.max_body_bytes = settings.server.max_body_bytes
-        self.model = settings.translation.model
-        started = time.perf_counter()
-        self.translator = Translator.from_models_dir(
-            settings.models.dir, self.model, settings.runtime, verify=settings.models.verify
-        )
-        provider = self.translator.model.encoder.provider
-        record_model(self.model, time.perf_counter() - started, provider)
-        resources.start_sampler("translation")
-        self.batcher = MicroBatcher.from_settings(
-            self.translator.translate_ids,
-            settings.translation,
-            batch_observer(self.model),
-            queue_gauge(self.model, settings.translation.max_queue),
-        )
-        self.ready = True
-
-    def __is_ready__(self) -> bool:
-        return getattr(self, "ready", False)
+class TranslationService(ModelService[Translator]):
+    kind_name = "translation"
+    limits = limits
 
     @app.post("/translate", response_model=TranslateResponse, response_model_exclude_none=True)
     async def translate(self, req: TranslateRequest) -> TranslateResponse:
         """Translate every text. The same request always gives the same translations."""
         options = Options(
-            num_beams=req.num_beams or int(self.translator.config["num_beams"]),
+            num_beams=req.num_beams or int(self.served.config["num_beams"]),
             length_penalty=req.length_penalty,
             max_new_tokens=req.max_new_tokens,
             return_attention=req.return_attention,
         )
-        rows = self.translator.check(req.texts, options)
+        rows = self.served.check(req.texts, options)
         results = await self.batcher.submit(rows, key=options)
         TOKENS.labels(self.model, "input").inc(sum(len(r) for r in rows))
         TOKENS.labels(self.model, "output").inc(sum(len(t.target_tokens) + 1 for t in results))
@@ -81,14 +64,7 @@ class TranslationService:
     @app.get("/model")
     async def model_info(self) -> dict[str, Any]:
         """The served model's manifest summary, decoding defaults and provider."""
-        m = self.translator.manifest
-        return {
-            "name": m.name,
-            "kind": m.kind,
-            "config": self.translator.config,
-            "provider": self.translator.model.encoder.provider,
-            "source": m.source,
-        }
+        return self.describe()
 
 
 def _out(t: Any) -> TranslationOut:

@@ -1,11 +1,17 @@
+"""Fixtures for every model kind, from genserve.kinds: ``<kind>_model_dir`` (the built
+model folder) and ``<kind>_model`` (the served model, loaded once per session)."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from genserve.config import PROJECT_ROOT, RuntimeSettings
+from genserve import kinds
+from genserve.config import PROJECT_ROOT, ModelSettings, RuntimeSettings
 
 MODELS_DIR = Path(os.environ.get("GENSERVE_MODELS_DIR", PROJECT_ROOT / "build" / "models"))
 WEIGHTS_DIR = PROJECT_ROOT / "models"
@@ -17,37 +23,23 @@ def built(kind: str) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def gan_model_dir() -> Path:
-    return built("gan")
+def _model_dir(name: str) -> Callable[[], Path]:
+    @pytest.fixture(scope="session", name=f"{name}_model_dir")
+    def fixture() -> Path:
+        return built(name)
+
+    return fixture
 
 
-@pytest.fixture(scope="session")
-def gan_sampler(gan_model_dir: Path):
-    from genserve.gan.sampler import GanSampler
+def _model(name: str) -> Callable[..., Any]:
+    @pytest.fixture(scope="session", name=f"{name}_model")
+    def fixture(request: pytest.FixtureRequest) -> Any:
+        request.getfixturevalue(f"{name}_model_dir")
+        return kinds.get(name).load(ModelSettings(dir=MODELS_DIR), RuntimeSettings(), name)
 
-    return GanSampler(gan_model_dir, RuntimeSettings())
-
-
-@pytest.fixture(scope="session")
-def translation_model_dir() -> Path:
-    return built("translation")
+    return fixture
 
 
-@pytest.fixture(scope="session")
-def translator(translation_model_dir: Path):
-    from genserve.translation.translator import Translator
-
-    return Translator(translation_model_dir, RuntimeSettings())
-
-
-@pytest.fixture(scope="session")
-def imagegen_model_dir() -> Path:
-    return built("imagegen")
-
-
-@pytest.fixture(scope="session")
-def image_pipeline(imagegen_model_dir: Path):
-    from genserve.imagegen.pipeline import ImagePipeline
-
-    return ImagePipeline(imagegen_model_dir, RuntimeSettings())
+for _kind in kinds.names():
+    globals()[f"{_kind}_model_dir"] = _model_dir(_kind)
+    globals()[f"{_kind}_model"] = _model(_kind)

@@ -5,12 +5,10 @@ set -eu
 service="${1:-gateway}"
 [ $# -gt 0 ] && shift
 case "$service" in
-  gateway)     target="services.gateway:Gateway" ;;
-  gan)         target="services.gan:GanService" ;;
-  translation) target="services.translation:TranslationService" ;;
-  imagegen)    target="services.imagegen:ImagegenService" ;;
-  init)        exec genserve init "$@" ;;
-  *) echo "usage: genserve-entrypoint gateway|gan|translation|imagegen|init" >&2; exit 64 ;;
+  gateway) target="services.gateway:Gateway" ;;
+  init)    exec genserve init "$@" ;;
+  # any model kind: its service target from the registry (genserve.kinds)
+  *) target="$(python -m genserve.kinds service "$service")" || exit 64 ;;
 esac
 export GENSERVE_GATEWAY_GRPC_HOST="${GENSERVE_GATEWAY_GRPC_HOST:-0.0.0.0}"
 exec python -m bentoml serve "$target" --host 0.0.0.0 --port "${PORT:-3000}"

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from genserve.config import RuntimeSettings
+from genserve.config import PROJECT_ROOT, ModelSettings, RuntimeSettings
 from genserve.timing import throughput
 
 
@@ -58,7 +58,7 @@ def startup_seconds(timeout: float = 60.0) -> float:
     """Wall time from launching ``bentoml serve services.gan:GanService`` to /readyz 200."""
     import socket
 
-    from genserve.launcher import spawn, stop, wait_ready
+    from genserve.ops.launcher import spawn, stop, wait_ready
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -68,3 +68,24 @@ def startup_seconds(timeout: float = 60.0) -> float:
         return wait_ready(f"http://127.0.0.1:{port}", proc, timeout)
     finally:
         stop(proc)
+
+
+def main(threads: int, seconds: float, startup: bool = True) -> int:
+    """The table for ``genserve bench gan``, and the service's start-to-ready time."""
+    rows = bench(
+        PROJECT_ROOT / "models" / "gan",
+        ModelSettings().dir / "gan",
+        threads=threads,
+        seconds=seconds,
+        batches=(1, 64),
+    )
+    print(f"\nGAN generator, {threads} threads, samples per second (higher is better)")
+    print(f"{'batch':>5}  {'onnxruntime':>12}  {'torch eager':>12}  {'ratio':>6}")
+    for r in rows:
+        print(
+            f"{r['batch']:>5}  {r['onnxruntime_samples_per_s']:>12.1f}  "
+            f"{r['torch_eager_samples_per_s']:>12.1f}  {r['ratio']:>5.2f}x"
+        )
+    if startup:
+        print(f"service start to ready: {startup_seconds():.2f} s (bentoml serve -> /readyz 200)")
+    return 0

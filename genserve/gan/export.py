@@ -12,18 +12,13 @@ from typing import Any
 import numpy as np
 
 from genserve.artifacts import load_manifest, write_manifest
-from genserve.config import PROJECT_ROOT, RuntimeSettings
-from genserve.errors import ExportError
+from genserve.config import RuntimeSettings
+from genserve.exporting import ParityCheck, display_path
 from genserve.gan.sampler import MODEL_FILE
 from genserve.gan.train import WEIGHTS_FILE
+from genserve.runtime import OnnxSession
 
 OPSET = 18
-
-
-def _display(path: Path) -> str:
-    """``path`` relative to the project where it lies inside it (no host paths in manifests)."""
-    path = path.resolve()
-    return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else path.name
 
 
 def load_generator(weights_dir: Path) -> tuple[Any, dict[str, Any]]:
@@ -41,8 +36,6 @@ def load_generator(weights_dir: Path) -> tuple[Any, dict[str, Any]]:
 def export(weights_dir: Path, out_dir: Path, *, tolerance: float = 1e-4) -> dict[str, Any]:
     """Export, check parity, write ``out_dir/genserve.json``. Returns the parity figures."""
     import torch
-
-    from genserve.runtime import OnnxSession
 
     g, source = load_generator(weights_dir)
     cfg = source["config"]
@@ -62,22 +55,12 @@ def export(weights_dir: Path, out_dir: Path, *, tolerance: float = 1e-4) -> dict
         dynamo=True,
         external_data=False,
     )
-    session = OnnxSession(onnx_path, RuntimeSettings(providers="CPUExecutionProvider"))
-    rng = np.random.default_rng(0)
-    worst = 0.0
-    for batch in (1, 7, 64):
-        zz = rng.standard_normal((batch, cfg["z_dim"])).astype(np.float32)
-        yy = np.eye(cfg["num_classes"], dtype=np.float32)[rng.integers(0, 10, batch)]
-        got = session.run({"z": zz, "class_weights": yy})["image"]
-        with torch.no_grad():
-            want = g(torch.from_numpy(zz), torch.from_numpy(yy)).numpy()
-        worst = max(worst, float(np.abs(got - want).max()))
-    if not worst <= tolerance:
-        onnx_path.unlink()
-        raise ExportError(
-            f"ONNX Runtime and PyTorch differ by {worst:.3g} (max abs) > {tolerance:g}; "
-            "the ONNX file was removed"
-        )
+    try:
+        session = OnnxSession(onnx_path, RuntimeSettings(providers="CPUExecutionProvider"))
+        worst = _parity(g, session, cfg, tolerance)
+    except Exception:
+        onnx_path.unlink(missing_ok=True)
+        raise
     write_manifest(
         out_dir,
         kind="gan",
@@ -88,7 +71,7 @@ def export(weights_dir: Path, out_dir: Path, *, tolerance: float = 1e-4) -> dict
         config=cfg,
         source={
             "format": "onnx",
-            "weights": _display(weights_dir),
+            "weights": display_path(weights_dir),
             "weights_sha256": source["files"][WEIGHTS_FILE]["sha256"],
             "opset": OPSET,
             "torch": torch.__version__,
@@ -97,3 +80,19 @@ def export(weights_dir: Path, out_dir: Path, *, tolerance: float = 1e-4) -> dict
         recipe=source["recipe"],
     )
     return {"parity_max_abs": worst, "onnx": str(onnx_path)}
+
+
+def _parity(g: Any, session: OnnxSession, cfg: dict[str, Any], tolerance: float) -> float:
+    """ONNX Runtime against PyTorch on random latents and digits, at several batch sizes."""
+    import torch
+
+    parity = ParityCheck(tolerance)
+    rng = np.random.default_rng(0)
+    for batch in (1, 7, 64):
+        z = rng.standard_normal((batch, cfg["z_dim"])).astype(np.float32)
+        y = np.eye(cfg["num_classes"], dtype=np.float32)[rng.integers(0, cfg["num_classes"], batch)]
+        got = session.run({"z": z, "class_weights": y})["image"]
+        with torch.no_grad():
+            want = g(torch.from_numpy(z), torch.from_numpy(y)).numpy()
+        parity.compare("image", got, want)
+    return parity.check(on_failure="the ONNX file was removed")

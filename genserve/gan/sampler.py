@@ -8,16 +8,19 @@ between seeds ``a`` and ``b`` starts and ends at image 0 of seeds ``a`` and ``b`
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from genserve.artifacts import load_manifest, resolve_model_dir
+from genserve.artifacts import load_manifest
 from genserve.config import RuntimeSettings
 from genserve.errors import InvalidInput
 from genserve.limits import MAX_FRAMES, MAX_SAMPLES, MAX_SEED, MIN_FRAMES
 from genserve.runtime import OnnxSession
+from genserve.serving import ServedModel
 
 MODEL_FILE = "generator.onnx"
 TRUNCATION_BOUND = 2.0  # latents are drawn from a normal truncated to [-2, 2], then scaled
@@ -65,7 +68,7 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.outer(np.sin((1 - t) * omega) / s, a) + np.outer(np.sin(t * omega) / s, b)
 
 
-class GanSampler:
+class GanSampler(ServedModel[Hashable]):
     """A class-conditional generator: seeds and digits in, uint8 images out."""
 
     def __init__(self, folder: Path, settings: RuntimeSettings, *, verify: bool = True) -> None:
@@ -81,11 +84,19 @@ class GanSampler:
             expected_outputs=self.manifest.outputs,
         )
 
-    @classmethod
-    def from_models_dir(
-        cls, models_dir: Path, name: str, settings: RuntimeSettings, *, verify: bool = True
-    ) -> GanSampler:
-        return cls(resolve_model_dir(models_dir, name), settings, verify=verify)
+    @property
+    def provider(self) -> str:
+        """The execution provider the generator runs on."""
+        return self.session.provider
+
+    def describe(self) -> dict[str, Any]:
+        """The manifest summary, the generator's tensors and the execution provider."""
+        m = self.manifest
+        tensors = {
+            "inputs": [t.to_dict() for t in m.inputs],
+            "outputs": [t.to_dict() for t in m.outputs],
+        }
+        return {**super().describe(), **tensors}
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -152,6 +163,13 @@ class GanSampler:
         """``generate`` for (z, class_weights) pairs, as the batcher hands them over."""
         z, y = zip(*rows, strict=True)
         return self.generate({"z": np.stack(z), "class_weights": np.stack(y)})
+
+    def run_batch(
+        self, rows: list[tuple[np.ndarray, np.ndarray]], key: Hashable
+    ) -> list[np.ndarray]:
+        """``generate_rows`` as the batcher calls it: every row needs the same call, so
+        ``key`` is unused. One float image (H, W) per row."""
+        return list(self.generate_rows(rows))
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

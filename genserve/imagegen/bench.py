@@ -126,7 +126,9 @@ def bench(threads: int, repeats: int = 2) -> list[dict[str, Any]]:
     return rows
 
 
-def main(threads: int) -> int:
+def main(threads: int, seconds: float = 0.0, startup: bool = True) -> int:
+    """``genserve bench imagegen``: each pipeline runs a fixed number of times (``seconds``
+    and ``startup`` are unused, kept for the bench command's one signature)."""
     rows = bench(threads)
     print(
         f"\nStable Diffusion pipeline, DDIM, guidance 7.5, one image, {threads} threads: "

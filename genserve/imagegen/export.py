@@ -18,12 +18,19 @@ from typing import Any
 import numpy as np
 
 from genserve.artifacts import load_manifest, write_manifest
-from genserve.config import PROJECT_ROOT, RuntimeSettings
+from genserve.config import RuntimeSettings
 from genserve.errors import ExportError
+from genserve.exporting import ParityCheck, display_path
+from genserve.imagegen.pipeline import (
+    SETTINGS_FILE,
+    TEXT_FILE,
+    TOKENIZER_FILE,
+    UNET_FILE,
+    VAE_FILE,
+)
+from genserve.runtime import OnnxSession
 
 OPSET = 18
-TEXT_FILE, UNET_FILE, VAE_FILE = "text_encoder.onnx", "unet.onnx", "vae_decoder.onnx"
-TOKENIZER_FILE, SETTINGS_FILE = "tokenizer.json", "imagegen.json"
 
 
 def load_pipeline(folder: Path) -> Any:
@@ -43,54 +50,20 @@ def load_pipeline(folder: Path) -> Any:
     )
 
 
-def _wrappers() -> tuple[type, type, type]:
-    import torch
-    from torch import nn
-
-    class TextEncoder(nn.Module):
-        def __init__(self, text: Any) -> None:
-            super().__init__()
-            self.text = text
-
-        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-            return self.text(input_ids)[0]
-
-    class UNet(nn.Module):
-        def __init__(self, unet: Any) -> None:
-            super().__init__()
-            self.unet = unet
-
-        def forward(
-            self, sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor
-        ) -> torch.Tensor:
-            return self.unet(sample, timestep, encoder_hidden_states=encoder_hidden_states).sample
-
-    class VaeDecoder(nn.Module):
-        def __init__(self, vae: Any) -> None:
-            super().__init__()
-            self.vae = vae
-
-        def forward(self, latents: torch.Tensor) -> torch.Tensor:
-            return self.vae.decode(latents).sample
-
-    return TextEncoder, UNet, VaeDecoder
-
-
 def export(folder: Path, out_dir: Path, *, tolerance: float = 1e-3) -> dict[str, Any]:
     """Export the three graphs, check them, write a verified model folder."""
     import torch
 
-    from genserve.runtime import OnnxSession
+    from genserve.imagegen.modules import TextEncoder, UNet, VaeDecoder
 
     source = (
         load_manifest(folder, kind="imagegen") if (folder / "genserve.json").is_file() else None
     )
     pipe = load_pipeline(folder)
-    text_cls, unet_cls, vae_cls = _wrappers()
     text, unet, vae = (
-        text_cls(pipe.text_encoder).eval(),
-        unet_cls(pipe.unet).eval(),
-        vae_cls(pipe.vae).eval(),
+        TextEncoder(pipe.text_encoder).eval(),
+        UNet(pipe.unet).eval(),
+        VaeDecoder(pipe.vae).eval(),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     for f in out_dir.iterdir():
@@ -151,9 +124,8 @@ def export(folder: Path, out_dir: Path, *, tolerance: float = 1e-3) -> dict[str,
             OnnxSession(out_dir / f, settings, warmup_dims={"h": size, "w": size})
             for f in (TEXT_FILE, UNET_FILE, VAE_FILE)
         ]
-        worst = _parity(text, unet, vae, sessions, max_tokens, latent_ch, size, hidden)
-        if not worst <= tolerance:
-            raise ExportError(f"ONNX Runtime and PyTorch differ by {worst:.3g} > {tolerance:g}")
+        dims = (max_tokens, latent_ch, size, hidden)
+        worst = _parity((text, unet, vae), sessions, dims, tolerance)
     except Exception:
         for f in out_dir.iterdir():
             f.unlink()
@@ -182,7 +154,7 @@ def export(folder: Path, out_dir: Path, *, tolerance: float = 1e-3) -> dict[str,
         config=settings_doc,
         source={
             "format": "diffusers-stable-diffusion",
-            "folder": _display(folder),
+            "folder": display_path(folder),
             "opset": OPSET,
             "torch": torch.__version__,
             "parity_max_abs": worst,
@@ -192,37 +164,37 @@ def export(folder: Path, out_dir: Path, *, tolerance: float = 1e-3) -> dict[str,
     return {"parity_max_abs": worst, "folder": str(out_dir)}
 
 
-def _display(path: Path) -> str:
-    path = path.resolve()
-    return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else path.name
-
-
 def _parity(
-    text: Any,
-    unet: Any,
-    vae: Any,
-    sessions: list[Any],
-    max_tokens: int,
-    latent_ch: int,
-    size: int,
-    hidden: int,
+    modules: tuple[Any, Any, Any],
+    sessions: list[OnnxSession],
+    dims: tuple[int, int, int, int],
+    tolerance: float,
 ) -> float:
+    """Each graph in ONNX Runtime against its torch module, on random inputs; ``dims``
+    are (max_tokens, latent channels, latent size, text hidden size)."""
     import torch
 
+    text, unet, vae = modules
+    max_tokens, latent_ch, size, hidden = dims
+    parity = ParityCheck(tolerance)
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 40, size=(3, max_tokens)).astype(np.int64)
     sample = rng.standard_normal((3, latent_ch, size, size)).astype(np.float32)
     t = np.array([999.0, 500.0, 1.0], np.float32)
     ctx = rng.standard_normal((3, max_tokens, hidden)).astype(np.float32)
     with torch.no_grad():
-        want = [
-            text(torch.from_numpy(ids)).numpy(),
-            unet(torch.from_numpy(sample), torch.from_numpy(t), torch.from_numpy(ctx)).numpy(),
-            vae(torch.from_numpy(sample)).numpy(),
-        ]
-    got = [
-        sessions[0].run({"input_ids": ids})["last_hidden_state"],
-        sessions[1].run({"sample": sample, "timestep": t, "encoder_hidden_states": ctx})["noise"],
-        sessions[2].run({"latents": sample})["image"],
-    ]
-    return max(float(np.abs(a - b).max()) for a, b in zip(got, want, strict=True))
+        want_text = text(torch.from_numpy(ids)).numpy()
+        want_noise = unet(
+            torch.from_numpy(sample), torch.from_numpy(t), torch.from_numpy(ctx)
+        ).numpy()
+        want_image = vae(torch.from_numpy(sample)).numpy()
+    text_s, unet_s, vae_s = sessions
+    parity.compare(
+        "text_encoder last_hidden_state",
+        text_s.run({"input_ids": ids})["last_hidden_state"],
+        want_text,
+    )
+    noise = unet_s.run({"sample": sample, "timestep": t, "encoder_hidden_states": ctx})["noise"]
+    parity.compare("unet noise", noise, want_noise)
+    parity.compare("vae_decoder image", vae_s.run({"latents": sample})["image"], want_image)
+    return parity.check(on_failure="the ONNX files were removed")

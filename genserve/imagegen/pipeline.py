@@ -4,11 +4,15 @@ Classifier-free guidance runs the unconditional (negative prompt) and conditiona
 in one UNet call. Every image has its own seed: its initial latent and (for ancestral
 schedulers) its per-step noise come from ``numpy.random.default_rng([seed, 0])`` alone,
 so an image does not depend on the other images it was generated with.
+
+``generate`` is the pipeline; ``generate_rows`` and ``run_batch`` serve it: one
+``ImageRow`` per image, the optional per-step frames, the UNet step timing.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from genserve.artifacts import load_manifest, resolve_model_dir
+from genserve.artifacts import load_manifest
 from genserve.config import RuntimeSettings
 from genserve.errors import InvalidInput
 from genserve.imagegen import schedulers
-from genserve.imagegen.export import SETTINGS_FILE, TEXT_FILE, TOKENIZER_FILE, UNET_FILE, VAE_FILE
 from genserve.limits import MAX_PROMPT_CHARS, MAX_SIDE, MAX_STEPS, MIN_SIDE
 from genserve.runtime import OnnxSession
+from genserve.serving import ServedModel
+
+# The files of a built model folder (export.py writes them).
+TEXT_FILE, UNET_FILE, VAE_FILE = "text_encoder.onnx", "unet.onnx", "vae_decoder.onnx"
+TOKENIZER_FILE, SETTINGS_FILE = "tokenizer.json", "imagegen.json"
 
 NoiseFn = schedulers.NoiseFn
 
@@ -36,6 +44,21 @@ class ImageParams:
     width: int = 32
     height: int = 32
     scheduler: str = "ddim"
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One image of a batch: what differs between images that share ``ImageParams``."""
+
+    prompt: str
+    negative_prompt: str
+    seed: int
+    guidance: float
+    frames: bool = False  # keep the decoded estimate of every step (for a GIF or a strip)
+
+
+# One generated image: its pixels (H, W, 3) uint8 and, if its row asked, one frame per step.
+ImageResult = tuple[np.ndarray, list[np.ndarray]]
 
 
 def seeded_noise(seed: int) -> NoiseFn:
@@ -52,7 +75,10 @@ class Cancelled(Exception):
     """A step callback asked to stop."""
 
 
-class ImagePipeline:
+class ImagePipeline(ServedModel[ImageParams]):
+    """A verified Stable Diffusion model folder: text encoder, UNet and VAE decoder in ONNX
+    Runtime, and the CLIP tokenizer."""
+
     def __init__(self, folder: Path, settings: RuntimeSettings, *, verify: bool = True) -> None:
         from tokenizers import Tokenizer
 
@@ -68,12 +94,18 @@ class ImagePipeline:
         self.tokenizer.enable_truncation(c["max_tokens"])
         self.tokenizer.enable_padding(length=c["max_tokens"], pad_id=c["pad_token_id"])
         self.scale = int(c["vae_scale_factor"])
+        # Called with the seconds of each denoising step of generate_rows (the service
+        # feeds a histogram); the library itself records no metrics.
+        self.step_observer: Callable[[float], None] | None = None
 
-    @classmethod
-    def from_models_dir(
-        cls, models_dir: Path, name: str, settings: RuntimeSettings, *, verify: bool = True
-    ) -> ImagePipeline:
-        return cls(resolve_model_dir(models_dir, name), settings, verify=verify)
+    @property
+    def provider(self) -> str:
+        """The execution provider the UNet runs on (where the time goes)."""
+        return self.unet.provider
+
+    def describe(self) -> dict[str, Any]:
+        """The manifest summary, the pipeline settings and the execution provider."""
+        return {**super().describe(), "config": self.config}
 
     def check(self, params: ImageParams, prompts: Sequence[str]) -> None:
         """InvalidInput naming the field unless every parameter is in range."""
@@ -153,3 +185,48 @@ class ImagePipeline:
             ):
                 raise Cancelled()
         return self.decode(latents)
+
+    def generate_rows(
+        self,
+        rows: Sequence[ImageRow],
+        params: ImageParams,
+        on_step: StepCallback | None = None,
+    ) -> list[ImageResult]:
+        """``generate`` for rows that share ``params``: one (pixels, frames) per row.
+
+        When any row asks for frames, every step's estimate is decoded (for the whole
+        batch, in one VAE call) and each row that asked gets its own; rows that did not
+        get an empty list. ``step_observer`` gets each step's seconds since the previous
+        step (the first since the call, prompt encoding included), excluding the frame
+        decoding and ``on_step`` (previews, cancellation), which are not UNet time.
+        """
+        keep_frames = any(r.frames for r in rows)
+        history: list[np.ndarray] = []
+        last = time.perf_counter()
+
+        def step(i: int, denoised: np.ndarray) -> bool:
+            nonlocal last
+            if self.step_observer is not None:
+                self.step_observer(time.perf_counter() - last)
+            if keep_frames:
+                history.append(self.decode(denoised))
+            keep_going = on_step(i, denoised) if on_step is not None else True
+            last = time.perf_counter()
+            return bool(keep_going)
+
+        pixels = self.generate(
+            [r.prompt for r in rows],
+            [r.negative_prompt for r in rows],
+            [r.seed for r in rows],
+            params,
+            guidance=[r.guidance for r in rows],
+            on_step=step,
+        )
+        return [
+            (pixels[j], [h[j] for h in history] if row.frames else []) for j, row in enumerate(rows)
+        ]
+
+    def run_batch(self, rows: list[ImageRow], params: ImageParams) -> list[ImageResult]:
+        """``generate_rows`` as the batcher calls it: rows of requests that share
+        ``params`` (size, steps, scheduler)."""
+        return self.generate_rows(rows, params)

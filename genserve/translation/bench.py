@@ -57,7 +57,8 @@ def bench(threads: int, seconds: float, batches: tuple[int, ...] = (1, 32)) -> l
     from genserve.config import RuntimeSettings
     from genserve.runtime import OnnxSession
     from genserve.translation.export import export_graphs, generation_defaults
-    from genserve.translation.generate import Hypothesis, SearchConfig
+    from genserve.translation.files import DECODER_FILE, ENCODER_FILE
+    from genserve.translation.search import Hypothesis, SearchConfig
     from genserve.translation.translator import Options, Seq2Seq
 
     torch.set_num_threads(threads)
@@ -69,8 +70,8 @@ def bench(threads: int, seconds: float, batches: tuple[int, ...] = (1, 32)) -> l
         settings = RuntimeSettings(intra_op_threads=threads)
         config = generation_defaults(hf_dir, model.config)
         ours = Seq2Seq(
-            OnnxSession(onnx_dir / "encoder.onnx", settings),
-            OnnxSession(onnx_dir / "decoder.onnx", settings),
+            OnnxSession(onnx_dir / ENCODER_FILE, settings),
+            OnnxSession(onnx_dir / DECODER_FILE, settings),
             config,
         )
         ctranslate2.converters.TransformersConverter(str(hf_dir)).convert(str(ct2_dir))
@@ -134,7 +135,7 @@ def bench(threads: int, seconds: float, batches: tuple[int, ...] = (1, 32)) -> l
     return rows
 
 
-def main(threads: int, seconds: float) -> int:
+def main(threads: int, seconds: float, startup: bool = True) -> int:
     rows = bench(threads, seconds)
     d = OPUS_MT_EN_DE
     print(

@@ -14,8 +14,8 @@ interface is ours and stable across transformers versions:
     (L, B, H, T+1, Dh) and cross_attentions (L, B, H, S): the weights this step's query
     put on each source token, per layer and head.
 
-The export fails (and leaves no ONNX files) unless ONNX Runtime matches PyTorch on
-random inputs and on a real sentence.
+The torch modules traced are in ``modules.py``. The export fails (and leaves no ONNX
+files) unless ONNX Runtime matches PyTorch on random inputs and on a real sentence.
 """
 
 from __future__ import annotations
@@ -28,14 +28,13 @@ from typing import Any
 import numpy as np
 
 from genserve.artifacts import TensorSpec, load_manifest, write_manifest
-from genserve.config import PROJECT_ROOT, RuntimeSettings
-from genserve.errors import ExportError, ModelIntegrityError
+from genserve.config import RuntimeSettings
+from genserve.errors import ModelIntegrityError
+from genserve.exporting import ParityCheck, display_path
+from genserve.runtime import OnnxSession
+from genserve.translation.files import DECODER_FILE, ENCODER_FILE, SETTINGS_FILE, TOKENIZER_FILES
 
 OPSET = 18
-ENCODER_FILE = "encoder.onnx"
-DECODER_FILE = "decoder.onnx"
-TOKENIZER_FILES = ("source.spm", "target.spm", "vocab.json")
-SETTINGS_FILE = "translation.json"
 
 
 def load_marian(folder: Path) -> Any:
@@ -52,127 +51,6 @@ def load_marian(folder: Path) -> Any:
         str(folder), dtype=torch.float32, attn_implementation="eager", use_safetensors=True
     )
     return model.eval()
-
-
-def _modules() -> Any:
-    """The torch wrappers, defined lazily so that importing this module needs no torch."""
-    import torch
-    from torch import nn
-
-    class Heads:
-        def __init__(self, heads: int, dim: int) -> None:
-            self.heads, self.dim = heads, dim
-
-        def split(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, H, T, Dh)
-            b, t, _ = x.shape
-            return x.view(b, t, self.heads, self.dim).transpose(1, 2)
-
-        def merge(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, T, Dh) -> (B, T, D)
-            b, _, t, _ = x.shape
-            return x.transpose(1, 2).reshape(b, t, self.heads * self.dim)
-
-    def attend(
-        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        scores = torch.matmul(q, k.transpose(2, 3)) * scale
-        if mask is not None:
-            scores = scores + mask
-        weights = torch.softmax(scores, dim=-1)
-        return torch.matmul(weights, v), weights
-
-    def additive_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, S) 1/0 -> (B, 1, 1, S) 0 / most-negative, as transformers builds it."""
-        m = attention_mask[:, None, None, :].to(torch.float32)
-        return (1.0 - m) * torch.finfo(torch.float32).min
-
-    class MarianEncoderExport(nn.Module):
-        def __init__(self, model: Any) -> None:
-            super().__init__()
-            cfg = model.config
-            self.encoder = model.model.encoder
-            self.cross = nn.ModuleList(layer.encoder_attn for layer in model.model.decoder.layers)
-            self.heads = Heads(
-                cfg.encoder_attention_heads, cfg.d_model // cfg.encoder_attention_heads
-            )
-            self.dec_heads = Heads(
-                cfg.decoder_attention_heads, cfg.d_model // cfg.decoder_attention_heads
-            )
-
-        def forward(
-            self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-        ) -> tuple[torch.Tensor, torch.Tensor]:
-            enc = self.encoder
-            h = enc.embed_tokens(input_ids) * enc.embed_scale
-            positions = enc.embed_positions.weight[: input_ids.shape[1]]
-            h = h + positions[None]
-            mask = additive_mask(attention_mask)
-            for layer in enc.layers:
-                a = layer.self_attn
-                out, _ = attend(
-                    self.heads.split(a.q_proj(h)),
-                    self.heads.split(a.k_proj(h)),
-                    self.heads.split(a.v_proj(h)),
-                    mask,
-                    a.scaling,
-                )
-                h = layer.self_attn_layer_norm(h + a.out_proj(self.heads.merge(out)))
-                ff = layer.fc2(layer.activation_fn(layer.fc1(h)))
-                h = layer.final_layer_norm(h + ff)
-            cross: list[Any] = list(self.cross)
-            keys = torch.stack([self.dec_heads.split(c.k_proj(h)) for c in cross])
-            values = torch.stack([self.dec_heads.split(c.v_proj(h)) for c in cross])
-            return keys, values
-
-    class MarianDecoderStepExport(nn.Module):
-        def __init__(self, model: Any) -> None:
-            super().__init__()
-            cfg = model.config
-            self.decoder = model.model.decoder
-            self.lm_head = model.lm_head
-            self.register_buffer("final_logits_bias", model.final_logits_bias.clone())
-            self.heads = Heads(
-                cfg.decoder_attention_heads, cfg.d_model // cfg.decoder_attention_heads
-            )
-
-        def forward(
-            self,
-            input_ids: torch.Tensor,
-            encoder_attention_mask: torch.Tensor,
-            past_keys: torch.Tensor,
-            past_values: torch.Tensor,
-            cross_keys: torch.Tensor,
-            cross_values: torch.Tensor,
-        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-            dec = self.decoder
-            position = past_keys.shape[3]
-            h = dec.embed_tokens(input_ids) * dec.embed_scale
-            h = h + dec.embed_positions.weight[position : position + 1][None]
-            cross_mask = additive_mask(encoder_attention_mask)
-            new_keys, new_values, attentions = [], [], []
-            for i, layer in enumerate(dec.layers):
-                a = layer.self_attn
-                k = torch.cat([past_keys[i], self.heads.split(a.k_proj(h))], dim=2)
-                v = torch.cat([past_values[i], self.heads.split(a.v_proj(h))], dim=2)
-                new_keys.append(k)
-                new_values.append(v)
-                out, _ = attend(self.heads.split(a.q_proj(h)), k, v, None, a.scaling)
-                h = layer.self_attn_layer_norm(h + a.out_proj(self.heads.merge(out)))
-                c = layer.encoder_attn
-                out, weights = attend(
-                    self.heads.split(c.q_proj(h)),
-                    cross_keys[i],
-                    cross_values[i],
-                    cross_mask,
-                    c.scaling,
-                )
-                attentions.append(weights[:, :, 0, :])
-                h = layer.encoder_attn_layer_norm(h + c.out_proj(self.heads.merge(out)))
-                ff = layer.fc2(layer.activation_fn(layer.fc1(h)))
-                h = layer.final_layer_norm(h + ff)
-            logits = self.lm_head(h[:, 0]) + self.final_logits_bias
-            return logits, torch.stack(new_keys), torch.stack(new_values), torch.stack(attentions)
-
-    return MarianEncoderExport, MarianDecoderStepExport
 
 
 def generation_defaults(folder: Path, config: Any) -> dict[str, Any]:
@@ -203,10 +81,9 @@ def export_graphs(model: Any, out_dir: Path, *, tolerance: float = 1e-4) -> dict
     against PyTorch; on a miss nothing is left behind. Returns the sessions and figures."""
     import torch
 
-    from genserve.runtime import OnnxSession
+    from genserve.translation.modules import MarianDecoderStepExport, MarianEncoderExport
 
-    encoder_cls, decoder_cls = _modules()
-    enc, dec = encoder_cls(model).eval(), decoder_cls(model).eval()
+    enc, dec = MarianEncoderExport(model).eval(), MarianDecoderStepExport(model).eval()
     cfg = model.config
     layers, heads = cfg.decoder_layers, cfg.decoder_attention_heads
     head_dim = cfg.d_model // heads
@@ -262,12 +139,7 @@ def export_graphs(model: Any, out_dir: Path, *, tolerance: float = 1e-4) -> dict
     try:
         enc_s = OnnxSession(out_dir / ENCODER_FILE, settings)
         dec_s = OnnxSession(out_dir / DECODER_FILE, settings)
-        worst = _parity(model, enc, dec, enc_s, dec_s)
-        if not worst <= tolerance:
-            raise ExportError(
-                f"ONNX Runtime and PyTorch differ by {worst:.3g} (max abs) > {tolerance:g}; "
-                "the ONNX files were removed"
-            )
+        worst = _parity(model, enc, enc_s, dec_s, tolerance)
     except Exception:
         for f in out_dir.iterdir():
             f.unlink()
@@ -307,7 +179,7 @@ def export(folder: Path, out_dir: Path, *, tolerance: float = 1e-4) -> dict[str,
         config={"source_lang": "en", "target_lang": "fr", **defaults},
         source={
             "format": "huggingface-marian",
-            "folder": _display(folder),
+            "folder": display_path(folder),
             "weights_sha256": source_manifest.files.get("model.safetensors")
             if source_manifest
             else None,
@@ -324,15 +196,15 @@ def _prefixed(spec: TensorSpec, graph: str) -> TensorSpec:
     return TensorSpec(f"{graph}/{spec.name}", spec.dtype, spec.shape)
 
 
-def _display(path: Path) -> str:
-    path = path.resolve()
-    return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else path.name
-
-
-def _parity(model: Any, enc: Any, dec: Any, enc_s: Any, dec_s: Any) -> float:
-    """Largest difference of ORT against the torch wrappers and against transformers."""
+def _parity(
+    model: Any, enc: Any, enc_s: OnnxSession, dec_s: OnnxSession, tolerance: float
+) -> float:
+    """ONNX Runtime against the torch wrapper and against transformers' own model; the
+    torch encoder wrapper against transformers' encoder. Raises ExportError beyond
+    ``tolerance``, else returns the largest difference."""
     import torch
 
+    parity = ParityCheck(tolerance)
     rng = np.random.default_rng(0)
     vocab = model.config.vocab_size
     ids = rng.integers(3, vocab, size=(3, 9))
@@ -340,7 +212,6 @@ def _parity(model: Any, enc: Any, dec: Any, enc_s: Any, dec_s: Any) -> float:
     ids[1, 6:] = 0
     ids[1, 5] = 1
     mask = (ids != 0).astype(np.int64)
-    worst = 0.0
     ck, cv = enc_s.run({"input_ids": ids, "attention_mask": mask}).values()
     with torch.no_grad():
         tk, tv = enc(torch.from_numpy(ids), torch.from_numpy(mask))
@@ -349,12 +220,17 @@ def _parity(model: Any, enc: Any, dec: Any, enc_s: Any, dec_s: Any) -> float:
         ).last_hidden_state
         layer0 = model.model.decoder.layers[0].encoder_attn
         hf_k0 = layer0.k_proj(hf_enc)
-    worst = max(worst, float(np.abs(ck - tk.numpy()).max()), float(np.abs(cv - tv.numpy()).max()))
+    parity.compare("encoder cross_keys", ck, tk.numpy())
+    parity.compare("encoder cross_values", cv, tv.numpy())
     # Our encoder against transformers' (valid positions only).
     b, h, s, d = tk[0].shape
     ours_k0 = tk[0].transpose(1, 2).reshape(b, s, h * d).numpy()
     valid = mask.astype(bool)
-    worst = max(worst, float(np.abs(ours_k0[valid] - hf_k0.numpy()[valid]).max()))
+    parity.compare(
+        "layer-0 cross keys of the torch wrapper against transformers",
+        ours_k0[valid],
+        hf_k0.numpy()[valid],
+    )
 
     layers, heads, head_dim = ck.shape[0], ck.shape[2], ck.shape[4]
     pk = np.zeros((layers, 3, heads, 0, head_dim), np.float32)
@@ -386,5 +262,5 @@ def _parity(model: Any, enc: Any, dec: Any, enc_s: Any, dec_s: Any) -> float:
             decoder_input_ids=torch.from_numpy(decoder_input),
         ).logits.numpy()
     for t, logits in enumerate(steps):
-        worst = max(worst, float(np.abs(logits - hf[:, t]).max()))
-    return worst
+        parity.compare(f"decoder logits at step {t} against transformers", logits, hf[:, t])
+    return parity.check(on_failure="the ONNX files were removed")

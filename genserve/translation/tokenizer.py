@@ -14,12 +14,14 @@ from pathlib import Path
 
 import sentencepiece as spm
 
+from genserve.translation.files import SOURCE_SPM, TARGET_SPM, VOCAB_FILE
+
 
 class MarianTokenizer:
     def __init__(self, folder: Path, *, pad_id: int, eos_id: int) -> None:
-        self.source = spm.SentencePieceProcessor(model_file=str(folder / "source.spm"))
-        self.target = spm.SentencePieceProcessor(model_file=str(folder / "target.spm"))
-        self.vocab: dict[str, int] = json.loads((folder / "vocab.json").read_text())
+        self.source = spm.SentencePieceProcessor(model_file=str(folder / SOURCE_SPM))
+        self.target = spm.SentencePieceProcessor(model_file=str(folder / TARGET_SPM))
+        self.vocab: dict[str, int] = json.loads((folder / VOCAB_FILE).read_text())
         self.pieces = {i: p for p, i in self.vocab.items()}
         self.unk_id = self.vocab["<unk>"]
         self.pad_id, self.eos_id = pad_id, eos_id

@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from genserve.artifacts import load_manifest, resolve_model_dir
+from genserve.artifacts import load_manifest
 from genserve.config import RuntimeSettings
 from genserve.errors import InvalidInput
 from genserve.limits import MAX_BEAMS, MAX_CHARS, MAX_NEW_TOKENS, MAX_TEXTS
 from genserve.runtime import OnnxSession
-from genserve.translation.export import DECODER_FILE, ENCODER_FILE, SETTINGS_FILE
-from genserve.translation.generate import (
+from genserve.serving import ServedModel
+from genserve.translation.files import DECODER_FILE, ENCODER_FILE, SETTINGS_FILE
+from genserve.translation.search import (
     DecoderState,
     Hypothesis,
     SearchConfig,
@@ -131,7 +132,7 @@ class Seq2Seq:
         return np.stack(steps, axis=3).transpose(1, 0, 2, 3, 4)
 
 
-class Translator:
+class Translator(ServedModel[Options]):
     """A verified translation model folder (encoder.onnx, decoder.onnx, tokenizer)."""
 
     def __init__(self, folder: Path, settings: RuntimeSettings, *, verify: bool = True) -> None:
@@ -146,11 +147,14 @@ class Translator:
         self.tokenizer = MarianTokenizer(folder, pad_id=c["pad_token_id"], eos_id=c["eos_token_id"])
         self.max_source_tokens = min(512, int(c["max_source_tokens"]))
 
-    @classmethod
-    def from_models_dir(
-        cls, models_dir: Path, name: str, settings: RuntimeSettings, *, verify: bool = True
-    ) -> Translator:
-        return cls(resolve_model_dir(models_dir, name), settings, verify=verify)
+    @property
+    def provider(self) -> str:
+        """The execution provider the encoder runs on (the decoder's is chosen alike)."""
+        return self.model.encoder.provider
+
+    def describe(self) -> dict[str, Any]:
+        """The manifest summary, the decoding defaults and the execution provider."""
+        return {**super().describe(), "config": self.config}
 
     # -- validation -----------------------------------------------------------------------
 
@@ -186,6 +190,7 @@ class Translator:
     # -- inference ------------------------------------------------------------------------
 
     def translate_ids(self, rows: list[list[int]], options: Options) -> list[Translation]:
+        """Translate id rows from ``check``, in one batch."""
         hyps = self.model.generate(rows, options)
         attn = self.model.attention(rows, hyps) if options.return_attention else None
         out = []
@@ -206,6 +211,11 @@ class Translator:
                 tr.attention_heads = np.round(a, 5).tolist()
             out.append(tr)
         return out
+
+    def run_batch(self, rows: list[list[int]], options: Options) -> list[Translation]:
+        """``translate_ids`` as the batcher calls it: checked id rows of requests that
+        share decoding ``options``."""
+        return self.translate_ids(rows, options)
 
     def translate(self, texts: list[str], options: Options | None = None) -> list[Translation]:
         """Validate, tokenize and translate ``texts`` in one batch."""

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-from genserve.launcher import spawn, stop, wait_ready
+from genserve import kinds
+from genserve.kinds import ModelKind
+from genserve.ops.launcher import spawn, stop, wait_ready
 from tests.conftest import MODELS_DIR
 
 
@@ -21,7 +23,7 @@ def free_port() -> int:
 
 
 class Server:
-    """``bentoml serve`` on a loopback port, its output in ``log`` (genserve.launcher)."""
+    """``bentoml serve`` on a loopback port, its output in ``log`` (genserve.ops.launcher)."""
 
     def __init__(
         self, target: str, env: dict[str, str], log: Path, port: int | None = None
@@ -48,40 +50,36 @@ class Server:
         self._log_file.close()
 
 
-def _serve(factory: pytest.TempPathFactory, name: str, target: str) -> Iterator[Server]:
+def _serve(factory: pytest.TempPathFactory, kind: ModelKind) -> Iterator[Server]:
     """A session's server, batching with a generous wait so concurrent tests share calls."""
-    log = factory.mktemp("logs") / f"{name}.log"
-    server = Server(target, {f"GENSERVE_{name.upper()}_MAX_LATENCY_MS": "30"}, log)
+    log = factory.mktemp("logs") / f"{kind.name}.log"
+    server = Server(kind.service, {f"GENSERVE_{kind.env_name}_MAX_LATENCY_MS": "30"}, log)
     yield server
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def gan_server(tmp_path_factory: pytest.TempPathFactory, gan_model_dir: Path) -> Iterator[Server]:
-    yield from _serve(tmp_path_factory, "gan", "services.gan:GanService")
+def _server(kind: ModelKind) -> Callable[..., Iterator[Server]]:
+    @pytest.fixture(scope="session", name=f"{kind.name}_server")
+    def fixture(
+        tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+    ) -> Iterator[Server]:
+        request.getfixturevalue(f"{kind.name}_model_dir")
+        yield from _serve(tmp_path_factory, kind)
+
+    return fixture
 
 
-@pytest.fixture(scope="session")
-def translation_server(
-    tmp_path_factory: pytest.TempPathFactory, translation_model_dir: Path
-) -> Iterator[Server]:
-    yield from _serve(tmp_path_factory, "translation", "services.translation:TranslationService")
-
-
-@pytest.fixture(scope="session")
-def imagegen_server(
-    tmp_path_factory: pytest.TempPathFactory, imagegen_model_dir: Path
-) -> Iterator[Server]:
-    yield from _serve(tmp_path_factory, "imagegen", "services.imagegen:ImagegenService")
+for _kind in kinds.kinds():  # <kind>_server for every model kind
+    globals()[f"{_kind.name}_server"] = _server(_kind)
 
 
 @pytest.fixture(scope="session")
 def api_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Keys by name, and their hashes in a keys file ("file" holds its path)."""
-    from services.security import key_digest, new_key
+    from genserve.keys import key_digest, new_key
 
     entries = {
-        "full": {"scopes": ["translation", "imagegen", "gan"]},
+        "full": {"scopes": kinds.names()},
         "gan-only": {"scopes": ["gan"]},
         "ops": {"scopes": ["metrics"]},
         "slow": {"scopes": ["gan"], "rate_per_minute": 6, "burst": 2},
@@ -98,13 +96,10 @@ def api_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {**keys, "file": str(path)}
 
 
-def gateway_env(
-    gan: str, translation: str, imagegen: str, grpc_port: int, **extra: str
-) -> dict[str, str]:
+def gateway_env(urls: dict[str, str], grpc_port: int, **extra: str) -> dict[str, str]:
+    """The gateway's environment: each model kind's service URL (by kind name)."""
     return {
-        "GENSERVE_GATEWAY_GAN_URL": gan,
-        "GENSERVE_GATEWAY_TRANSLATION_URL": translation,
-        "GENSERVE_GATEWAY_IMAGEGEN_URL": imagegen,
+        **{f"GENSERVE_GATEWAY_{k.upper()}_URL": url for k, url in urls.items()},
         "GENSERVE_GATEWAY_GRPC_PORT": str(grpc_port),
         "GENSERVE_GATEWAY_RATE_PER_MINUTE": "1000000",
         "GENSERVE_GATEWAY_BURST": "10000",
@@ -112,23 +107,21 @@ def gateway_env(
     }
 
 
+def model_servers(request: pytest.FixtureRequest) -> dict[str, Server]:
+    """Every model kind's session server, started if it is not yet."""
+    return {k: request.getfixturevalue(f"{k}_server") for k in kinds.names()}
+
+
 @pytest.fixture(scope="session")
 def gateway(
     tmp_path_factory: pytest.TempPathFactory,
     api_keys: dict[str, str],
-    gan_server: Server,
-    translation_server: Server,
-    imagegen_server: Server,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Server]:
     """The gateway with authentication on, in front of the session's model services."""
     grpc_port = free_port()
-    env = gateway_env(
-        gan_server.url,
-        translation_server.url,
-        imagegen_server.url,
-        grpc_port,
-        GENSERVE_GATEWAY_KEYS_FILE=api_keys["file"],
-    )
+    urls = {name: server.url for name, server in model_servers(request).items()}
+    env = gateway_env(urls, grpc_port, GENSERVE_GATEWAY_KEYS_FILE=api_keys["file"])
     server = Server("services.gateway:Gateway", env, tmp_path_factory.mktemp("logs") / "gw.log")
     server.grpc = f"127.0.0.1:{grpc_port}"  # type: ignore[attr-defined]
     yield server

@@ -384,9 +384,7 @@ def fragile(tmp_path_factory: pytest.TempPathFactory, gan_model_dir: Path) -> It
     nothing = f"http://127.0.0.1:{free_port()}"
     grpc_port = free_port()
     env = gateway_env(
-        gan.url,
-        silent.url,
-        nothing,
+        {"gan": gan.url, "translation": silent.url, "imagegen": nothing},
         grpc_port,
         GENSERVE_GATEWAY_AUTH="false",
         GENSERVE_GATEWAY_TIMEOUT_TRANSLATION_S="1",

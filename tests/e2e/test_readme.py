@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from genserve.config import PROJECT_ROOT
-from tests.e2e.conftest import Server, free_port, gateway_env
+from tests.e2e.conftest import Server, free_port, gateway_env, model_servers
 
 pytestmark = pytest.mark.e2e
 
@@ -33,18 +33,10 @@ def readme_curls() -> list[str]:
 
 @pytest.fixture(scope="module")
 def open_gateway(
-    tmp_path_factory: pytest.TempPathFactory,
-    gan_server: Server,
-    translation_server: Server,
-    imagegen_server: Server,
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Server]:
-    env = gateway_env(
-        gan_server.url,
-        translation_server.url,
-        imagegen_server.url,
-        free_port(),
-        GENSERVE_GATEWAY_AUTH="false",
-    )
+    urls = {name: server.url for name, server in model_servers(request).items()}
+    env = gateway_env(urls, free_port(), GENSERVE_GATEWAY_AUTH="false")
     server = Server("services.gateway:Gateway", env, tmp_path_factory.mktemp("logs") / "gw.log")
     yield server
     server.stop()

@@ -17,16 +17,16 @@ from genserve.gan.sampler import GanSampler, to_uint8
 from tests.conftest import WEIGHTS_DIR
 
 
-def test_onnx_matches_pytorch_on_random_latents(gan_sampler) -> None:
+def test_onnx_matches_pytorch_on_random_latents(gan_model) -> None:
     import torch
 
     from genserve.gan.export import load_generator
 
     g, _ = load_generator(WEIGHTS_DIR / "gan")
     rng = np.random.default_rng(123)
-    z = rng.standard_normal((32, gan_sampler.z_dim)).astype(np.float32)
+    z = rng.standard_normal((32, gan_model.z_dim)).astype(np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 32)]
-    got = gan_sampler.generate({"z": z, "class_weights": y})
+    got = gan_model.generate({"z": z, "class_weights": y})
     with torch.no_grad():
         want = g(torch.from_numpy(z), torch.from_numpy(y))[:, 0].numpy()
     assert np.abs(got - want).max() <= 1e-4
@@ -47,14 +47,14 @@ def test_a_row_is_byte_identical_whatever_its_batch(gan_model_dir: Path, threads
     assert to_uint8(whole).tobytes() == to_uint8(alone).tobytes()
 
 
-def test_independent_classifier_reads_the_asked_for_digit(gan_sampler) -> None:
-    clf = DigitClassifier(gan_sampler.image_size).fit()
+def test_independent_classifier_reads_the_asked_for_digit(gan_model) -> None:
+    clf = DigitClassifier(gan_model.image_size).fit()
     assert clf.held_out_accuracy >= 0.97
     pixels = []
     for d in range(10):
         for part in range(2):  # 100 samples per digit, 50 per call (n is at most 64)
-            rows = gan_sampler.sample_rows(50, seed=1000 + 10 * part + d, digit=d, truncation=1.0)
-            pixels.append(to_uint8(gan_sampler.generate(rows.feeds())))
+            rows = gan_model.sample_rows(50, seed=1000 + 10 * part + d, digit=d, truncation=1.0)
+            pixels.append(to_uint8(gan_model.generate(rows.feeds())))
     predicted = clf.predict(np.concatenate(pixels))
     accuracy = float((predicted == np.repeat(np.arange(10), 100)).mean())
     held_out = clf.held_out_accuracy
@@ -62,9 +62,9 @@ def test_independent_classifier_reads_the_asked_for_digit(gan_sampler) -> None:
     assert accuracy >= 0.90
 
 
-def test_samples_are_diverse(gan_sampler) -> None:
-    rows = gan_sampler.sample_rows(32, seed=5, digit=4, truncation=1.0)
-    px = to_uint8(gan_sampler.generate(rows.feeds())).astype(np.float32)
+def test_samples_are_diverse(gan_model) -> None:
+    rows = gan_model.sample_rows(32, seed=5, digit=4, truncation=1.0)
+    px = to_uint8(gan_model.generate(rows.feeds())).astype(np.float32)
     pairwise = np.abs(px[:, None] - px[None]).mean(axis=(2, 3))
     assert np.median(pairwise[np.triu_indices(32, 1)]) > 5.0  # not one image 32 times
 

@@ -31,7 +31,7 @@ def reference():
 
 
 @pytest.mark.parametrize("scheduler", ["ddim", "euler_a"])
-def test_matches_diffusers(image_pipeline, reference, scheduler: str) -> None:
+def test_matches_diffusers(imagegen_model, reference, scheduler: str) -> None:
     from diffusers import DDIMScheduler, EulerAncestralDiscreteScheduler
 
     cls = DDIMScheduler if scheduler == "ddim" else EulerAncestralDiscreteScheduler
@@ -50,7 +50,7 @@ def test_matches_diffusers(image_pipeline, reference, scheduler: str) -> None:
     want = (want * 255).round().astype(np.uint8)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     noise = [lambda shape, g=g: torch.randn(shape, generator=g).numpy() for g in gens]
-    got = image_pipeline.generate(
+    got = imagegen_model.generate(
         PROMPTS,
         ["", "a blue square"],
         seeds,
@@ -62,12 +62,12 @@ def test_matches_diffusers(image_pipeline, reference, scheduler: str) -> None:
     assert diff.mean() <= 2.0
 
 
-def test_an_image_does_not_depend_on_its_batch(image_pipeline) -> None:
+def test_an_image_does_not_depend_on_its_batch(imagegen_model) -> None:
     params = ImageParams(steps=8, scheduler="euler_a")
-    together = image_pipeline.generate(PROMPTS, ["", ""], [5, 6], params)
+    together = imagegen_model.generate(PROMPTS, ["", ""], [5, 6], params)
     alone = np.concatenate(
         [
-            image_pipeline.generate([p], [""], [s], params)
+            imagegen_model.generate([p], [""], [s], params)
             for p, s in zip(PROMPTS, [5, 6], strict=True)
         ]
     )
@@ -87,14 +87,14 @@ def test_checker_reads_rendered_images() -> None:
     assert right["shape"] / len(scenes) >= 0.98 and right["colour"] / len(scenes) >= 0.98
 
 
-def test_held_out_captions_are_drawn_right(image_pipeline) -> None:
+def test_held_out_captions_are_drawn_right(imagegen_model) -> None:
     _, held = shapes.split_scenes()
     assert len(held) >= 200
     pixels = []
     for i in range(0, len(held), 16):
         chunk = held[i : i + 16]
         pixels.append(
-            image_pipeline.generate(
+            imagegen_model.generate(
                 [s.caption for s in chunk],
                 [""] * len(chunk),
                 list(range(i, i + len(chunk))),
@@ -121,15 +121,15 @@ def test_held_out_captions_are_drawn_right(image_pipeline) -> None:
         (ImageParams(scheduler="plms"), "scheduler"),
     ],
 )
-def test_bad_parameters_name_the_field(image_pipeline, params, field) -> None:
+def test_bad_parameters_name_the_field(imagegen_model, params, field) -> None:
     with pytest.raises(InvalidInput) as info:
-        image_pipeline.check(params, ["a red circle"])
+        imagegen_model.check(params, ["a red circle"])
     assert info.value.field == field
 
 
-def test_a_long_prompt_names_the_field(image_pipeline) -> None:
+def test_a_long_prompt_names_the_field(imagegen_model) -> None:
     with pytest.raises(InvalidInput) as info:
-        image_pipeline.check(ImageParams(), ["x" * 10_000])
+        imagegen_model.check(ImageParams(), ["x" * 10_000])
     assert info.value.field == "prompt"
 
 

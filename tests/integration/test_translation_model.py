@@ -49,51 +49,53 @@ def _hf_generate(hf, texts: list[str], beams: int) -> list[list[int]]:
     return out
 
 
-def test_tokenizer_matches_transformers(translator, hf, corpus) -> None:
+def test_tokenizer_matches_transformers(translation_model, hf, corpus) -> None:
     _, tok = hf
     texts = [p.en for p in corpus.heldout[:300]] + ["Hello 🙂 wörld, qwxz!", ">>fr<< I am a cat."]
     for text in texts:
-        assert translator.tokenizer.encode(text) == tok(text).input_ids, text
+        assert translation_model.tokenizer.encode(text) == tok(text).input_ids, text
     fr = [p.fr for p in corpus.heldout[:100]]
     for text in fr:
-        ids = translator.tokenizer.encode(text)
-        assert translator.tokenizer.decode(ids) == tok.decode(ids, skip_special_tokens=True)
+        ids = translation_model.tokenizer.encode(text)
+        assert translation_model.tokenizer.decode(ids) == tok.decode(ids, skip_special_tokens=True)
 
 
 @pytest.mark.parametrize(("beams", "at_least"), [(1, 200), (4, 196)])
-def test_search_is_token_identical_to_transformers(translator, hf, corpus, beams, at_least):
+def test_search_is_token_identical_to_transformers(translation_model, hf, corpus, beams, at_least):
     """Greedy: all 200 held-out sentences; beam 4: at least 98% of them."""
     texts = [p.en for p in corpus.heldout[:200]]
-    rows = [translator.tokenizer.encode(t) for t in texts]
-    ours = translator.model.generate(rows, Options(num_beams=beams, max_new_tokens=128))
+    rows = [translation_model.tokenizer.encode(t) for t in texts]
+    ours = translation_model.model.generate(rows, Options(num_beams=beams, max_new_tokens=128))
     ref = _hf_generate(hf, texts, beams=beams)
     same = sum(h.tokens == r for h, r in zip(ours, ref, strict=True))
     print(f"beams {beams}: {same}/200 token-identical to transformers")
     assert same >= at_least
 
 
-def test_bleu_on_the_held_out_set(translator, corpus) -> None:
+def test_bleu_on_the_held_out_set(translation_model, corpus) -> None:
     texts = [p.en for p in corpus.heldout]
     hyps = []
     for i in range(0, len(texts), 64):
-        hyps += [t.text for t in translator.translate(texts[i : i + 64])]
+        hyps += [t.text for t in translation_model.translate(texts[i : i + 64])]
     bleu = sacrebleu.corpus_bleu(hyps, [[p.fr for p in corpus.heldout]]).score
     exact = sum(h == p.fr for h, p in zip(hyps, corpus.heldout, strict=True))
     print(f"held-out sacreBLEU {bleu:.2f}, exact {exact}/{len(hyps)} (default beam 4)")
     assert len(hyps) >= 1000 and bleu >= 90
 
 
-def test_the_decks_sentences(translator) -> None:
-    out = translator.translate(["I am a student."])[0]
+def test_the_decks_sentences(translation_model) -> None:
+    out = translation_model.translate(["I am a student."])[0]
     assert out.text == "Je suis étudiant."
 
 
 @pytest.mark.parametrize(
     ("adjective", "pronoun", "antecedent"), [("tired", "il", "animal"), ("wide", "elle", "street")]
 )
-def test_it_is_resolved_and_attention_shows_where(translator, adjective, pronoun, antecedent):
+def test_it_is_resolved_and_attention_shows_where(
+    translation_model, adjective, pronoun, antecedent
+):
     text = f"The animal didn't cross the street because it was too {adjective}."
-    out = translator.translate([text], Options(return_attention=True))[0]
+    out = translation_model.translate([text], Options(return_attention=True))[0]
     assert f"parce qu'{pronoun} était trop" in out.text, out.text
     step = out.target_tokens.index(f"▁{pronoun}" if f"▁{pronoun}" in out.target_tokens else pronoun)
     row = np.array(out.attention)[step]
@@ -101,18 +103,18 @@ def test_it_is_resolved_and_attention_shows_where(translator, adjective, pronoun
     assert peak.strip("▁") == antecedent, (peak, out.source_tokens, row.round(2))
 
 
-def test_held_out_coreference_over_unseen_noun_pairs(translator, corpus) -> None:
+def test_held_out_coreference_over_unseen_noun_pairs(translation_model, corpus) -> None:
     pairs = corpus.heldout_coreference
     hyps = []
     for i in range(0, len(pairs), 64):
-        hyps += [t.text for t in translator.translate([p.en for p in pairs[i : i + 64]])]
+        hyps += [t.text for t in translation_model.translate([p.en for p in pairs[i : i + 64]])]
     right = sum(("qu'elle" in p.fr) == ("qu'elle" in h) for p, h in zip(pairs, hyps, strict=True))
     print(f"il/elle right on {right}/{len(pairs)} held-out coreference sentences")
     assert right / len(pairs) >= 0.9
 
 
-def test_unknown_words_and_emoji_do_not_crash(translator) -> None:
-    out = translator.translate(["The 🐈 zorblax didn't cross the ☃ because it was too 💤."])
+def test_unknown_words_and_emoji_do_not_crash(translation_model) -> None:
+    out = translation_model.translate(["The 🐈 zorblax didn't cross the ☃ because it was too 💤."])
     assert isinstance(out[0].text, str)
 
 
@@ -132,9 +134,9 @@ def test_unknown_words_and_emoji_do_not_crash(translator) -> None:
         (["ab " * 600], Options(), "texts.0"),
     ],
 )
-def test_bad_input_names_the_field(translator, texts, options, field) -> None:
+def test_bad_input_names_the_field(translation_model, texts, options, field) -> None:
     with pytest.raises(InvalidInput) as info:
-        translator.check(texts, options)
+        translation_model.check(texts, options)
     assert info.value.field == field
 
 

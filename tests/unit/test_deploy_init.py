@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from genserve.deploy import init, make_keys, seed_models
+from genserve.ops.init import init, make_keys, seed_models
 from services.security import KeyStore
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from genserve import kinds
 from genserve.config import Settings
 from genserve.errors import GenserveError, InvalidInput, ModelIntegrityError, Overloaded
 
@@ -46,20 +47,21 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GENSERVE_GAN_MAX_BATCH_SIZE", "8")
     monkeypatch.setenv("GENSERVE_RUNTIME_PROVIDERS", "CPUExecutionProvider")
     s = Settings()
-    assert s.gan.max_batch_size == 8 and s.runtime.providers == "CPUExecutionProvider"
+    gan = kinds.get("gan").settings()
+    assert gan.max_batch_size == 8 and s.runtime.providers == "CPUExecutionProvider"
 
 
 def test_settings_reject_out_of_range(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GENSERVE_GAN_MAX_BATCH_SIZE", "0")
     with pytest.raises(ValidationError, match="max_batch_size"):
-        Settings()
+        kinds.get("gan").settings()
 
 
 def test_an_error_survives_the_trip_through_a_service() -> None:
     import json as _json
 
     from genserve.errors import Overloaded, RateLimited, from_wire
-    from services.web import error_response
+    from services.wire import error_response
 
     for exc in (InvalidInput("steps: too many", field="steps"), Overloaded("full")):
         body = _json.loads(error_response(exc).body)
@@ -76,7 +78,7 @@ def test_an_error_survives_the_trip_through_a_service() -> None:
 
 def test_errors_that_are_not_genserve_shaped_map_by_status() -> None:
     from genserve.errors import BackendUnavailable, GatewayTimeout, RateLimited, from_wire
-    from services.web import retry_after
+    from services.wire import retry_after
 
     assert type(from_wire(504, {"error": "Not able to process the request in 60 seconds"})) is (
         GatewayTimeout
@@ -91,7 +93,7 @@ def test_errors_that_are_not_genserve_shaped_map_by_status() -> None:
 def test_an_unexpected_error_is_a_500_with_the_request_id() -> None:
     from fastapi.testclient import TestClient
 
-    from services.web import Limits, create_app
+    from services.wire import Limits, create_app
 
     app = create_app("t", "t", Limits())
 

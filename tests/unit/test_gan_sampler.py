@@ -20,10 +20,10 @@ from genserve.gan.sampler import MAX_SEED, slerp, truncated_normal
         ({"truncation": 2.0}, "truncation"),
     ],
 )
-def test_sample_parameters_are_bounded(gan_sampler, kwargs: dict, field: str) -> None:
+def test_sample_parameters_are_bounded(gan_model, kwargs: dict, field: str) -> None:
     args = {"n": 1, "seed": 0, "digit": None, "truncation": 1.0, **kwargs}
     with pytest.raises(InvalidInput) as info:
-        gan_sampler.sample_rows(**args)
+        gan_model.sample_rows(**args)
     assert info.value.field == field
 
 
@@ -36,41 +36,41 @@ def test_sample_parameters_are_bounded(gan_sampler, kwargs: dict, field: str) ->
         ({"digit_a": 11}, "digit_a"),
     ],
 )
-def test_interpolation_parameters_are_bounded(gan_sampler, kwargs: dict, field: str) -> None:
+def test_interpolation_parameters_are_bounded(gan_model, kwargs: dict, field: str) -> None:
     args = {"seed_a": 1, "seed_b": 2, "frames": 4, "truncation": 1.0, **kwargs}
     with pytest.raises(InvalidInput) as info:
-        gan_sampler.interpolation_rows(**args)
+        gan_model.interpolation_rows(**args)
     assert info.value.field == field
 
 
-def test_image_i_depends_only_on_seed_and_i(gan_sampler) -> None:
-    big = gan_sampler.sample_rows(8, seed=MAX_SEED, digit=None, truncation=0.7)
-    small = gan_sampler.sample_rows(3, seed=MAX_SEED, digit=None, truncation=0.7)
+def test_image_i_depends_only_on_seed_and_i(gan_model) -> None:
+    big = gan_model.sample_rows(8, seed=MAX_SEED, digit=None, truncation=0.7)
+    small = gan_model.sample_rows(3, seed=MAX_SEED, digit=None, truncation=0.7)
     np.testing.assert_array_equal(big.z[:3], small.z)
     assert big.digits[:3] == small.digits
-    other = gan_sampler.sample_rows(3, seed=MAX_SEED - 1, digit=None, truncation=0.7)
+    other = gan_model.sample_rows(3, seed=MAX_SEED - 1, digit=None, truncation=0.7)
     assert not np.array_equal(other.z, small.z)
 
 
-def test_digit_fixes_the_class_not_the_latent(gan_sampler) -> None:
-    free = gan_sampler.sample_rows(4, seed=7, digit=None, truncation=1.0)
-    three = gan_sampler.sample_rows(4, seed=7, digit=3, truncation=1.0)
+def test_digit_fixes_the_class_not_the_latent(gan_model) -> None:
+    free = gan_model.sample_rows(4, seed=7, digit=None, truncation=1.0)
+    three = gan_model.sample_rows(4, seed=7, digit=3, truncation=1.0)
     np.testing.assert_array_equal(free.z, three.z)
     assert three.digits == (3, 3, 3, 3)
     assert (three.class_weights.argmax(1) == 3).all() and three.class_weights.sum() == 4
 
 
-def test_truncation_scales_a_bounded_latent(gan_sampler) -> None:
-    full = gan_sampler.sample_rows(16, seed=3, digit=0, truncation=1.0).z
-    half = gan_sampler.sample_rows(16, seed=3, digit=0, truncation=0.5).z
+def test_truncation_scales_a_bounded_latent(gan_model) -> None:
+    full = gan_model.sample_rows(16, seed=3, digit=0, truncation=1.0).z
+    half = gan_model.sample_rows(16, seed=3, digit=0, truncation=0.5).z
     np.testing.assert_allclose(half, full * 0.5, rtol=1e-6)
     assert np.abs(full).max() <= 2.0
 
 
-def test_interpolation_starts_and_ends_at_the_seeds_images(gan_sampler) -> None:
-    rows = gan_sampler.interpolation_rows(11, 22, frames=5, truncation=1.0, digit_a=1, digit_b=7)
-    a = gan_sampler.sample_rows(1, seed=11, digit=1, truncation=1.0)
-    b = gan_sampler.sample_rows(1, seed=22, digit=7, truncation=1.0)
+def test_interpolation_starts_and_ends_at_the_seeds_images(gan_model) -> None:
+    rows = gan_model.interpolation_rows(11, 22, frames=5, truncation=1.0, digit_a=1, digit_b=7)
+    a = gan_model.sample_rows(1, seed=11, digit=1, truncation=1.0)
+    b = gan_model.sample_rows(1, seed=22, digit=7, truncation=1.0)
     np.testing.assert_allclose(rows.z[0], a.z[0], atol=1e-6)
     np.testing.assert_allclose(rows.z[-1], b.z[0], atol=1e-6)
     assert rows.digits[0] == 1 and rows.digits[-1] == 7 and rows.digits[2] is None

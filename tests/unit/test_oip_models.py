@@ -7,10 +7,12 @@ import base64
 import numpy as np
 import pytest
 
-from genserve import images
+from genserve import images, kinds
 from genserve.errors import InvalidInput
-from genserve.protocol.models import MODELS, Call
+from genserve.protocol.mapping import Call
 from genserve.protocol.tensors import InferRequest, Tensor
+
+MODELS = {k.name: k.oip for k in kinds.kinds()}
 
 
 def request(*inputs: Tensor, **parameters) -> InferRequest:
@@ -25,7 +27,7 @@ def test_translation_is_one_call_with_every_text_and_options() -> None:
     spec = MODELS["translation"]
     req = request(text("TEXT", "Hello.", "Bye."), num_beams=2)
     spec.check(req)
-    assert spec.plan(req) == [Call("/translate", {"texts": ["Hello.", "Bye."], "num_beams": 2})]
+    assert spec.plan(req) == [Call("/v1/translate", {"texts": ["Hello.", "Bye."], "num_beams": 2})]
     out = spec.collect([], [{"translations": [{"text": "Salut.", "score": -0.5}]}])
     assert [t.name for t in out] == ["TRANSLATION", "SCORE"]
     assert out[0].data.tolist() == [b"Salut."] and out[1].data.dtype == np.float32

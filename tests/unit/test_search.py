@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genserve.translation.generate import DecoderState, SearchConfig, beam_search, greedy
+from genserve.translation.search import DecoderState, SearchConfig, beam_search, greedy
 
 EOS, START, PAD = 1, 0, 0
 DEFAULT = [0.1, 0.05, 0.3, 0.3, 0.25]  # where the table says nothing: eos unlikely

@@ -8,7 +8,8 @@ import pytest
 
 from genserve.config import GatewaySettings
 from genserve.errors import ConfigError, Forbidden, RateLimited, Unauthenticated
-from services.security import Guard, KeyStore, Principal, RateLimiter, key_digest, new_key
+from genserve.keys import key_digest, new_key
+from services.security import Guard, KeyStore, Principal, RateLimiter
 
 
 def settings(tmp_path, entries, **kw) -> GatewaySettings:

@@ -1,7 +1,8 @@
 """``genserve bench gateway``: the latency the gateway adds over calling a service directly.
 
-One GAN service and one gateway in front of it (authentication on, so the key check is
-counted) run as real ``bentoml serve`` processes. The same small request (one 32x32 PNG)
+One model service (by default the first kind in genserve.kinds with an example request,
+whose example is one 32x32 PNG) and one gateway in front of it (authentication on, so the key
+check is counted) run as real ``bentoml serve`` processes. The kind's example request
 goes alternately straight to the service and through the gateway, one at a time over
 kept-alive connections, and the table reports the medians and their difference. The
 inference protocol routes are measured the same way with the unmodified tritonclient.
@@ -20,6 +21,11 @@ from typing import Any
 import httpx
 import numpy as np
 
+from genserve import kinds
+from genserve.errors import ConfigError
+from genserve.kinds import Example, ModelKind
+from genserve.protocol.tensors import DATATYPES
+
 
 def _port() -> int:
     with socket.socket() as s:
@@ -36,27 +42,30 @@ def _times_ms(fn: Callable[[], Any], n: int) -> list[float]:
     return out
 
 
-def bench(requests: int = 400) -> dict[str, float]:
+def bench(kind: ModelKind, requests: int = 400) -> dict[str, float]:
     import json
 
     import tritonclient.grpc as triton_grpc
     import tritonclient.http as triton_http
     from tqdm import tqdm
 
-    from genserve.launcher import spawn, stop, wait_ready
-    from services.security import key_digest, new_key
+    from genserve.keys import key_digest, new_key
+    from genserve.ops.launcher import spawn, stop, wait_ready
 
+    example = kind.example
+    if example is None:
+        raise ConfigError(f"model kind {kind.name!r} has no example request to measure")
     key = new_key()
     with tempfile.TemporaryDirectory() as tmp:
         keys = Path(tmp) / "keys.json"
         keys.write_text(json.dumps({"keys": [{"name": "bench", "sha256": key_digest(key)}]}))
-        gan_port, gw_port, grpc_port = _port(), _port(), _port()
-        gan_url, gw_url = f"http://127.0.0.1:{gan_port}", f"http://127.0.0.1:{gw_port}"
+        model_port, gw_port, grpc_port = _port(), _port(), _port()
+        model_url, gw_url = f"http://127.0.0.1:{model_port}", f"http://127.0.0.1:{gw_port}"
         # batching waits would hide the gateway's cost: answer each request at once
-        no_wait = {"GENSERVE_GAN_MAX_LATENCY_MS": "0"}
-        gan = spawn("services.gan:GanService", "127.0.0.1", gan_port, no_wait, quiet=True)
+        no_wait = {f"GENSERVE_{kind.env_name}_MAX_LATENCY_MS": "0"}
+        model = spawn(kind.service, "127.0.0.1", model_port, no_wait, quiet=True)
         env = {
-            "GENSERVE_GATEWAY_GAN_URL": gan_url,
+            f"GENSERVE_GATEWAY_{kind.env_name}_URL": model_url,
             "GENSERVE_GATEWAY_GRPC_PORT": str(grpc_port),
             "GENSERVE_GATEWAY_KEYS_FILE": str(keys),
             "GENSERVE_GATEWAY_RATE_PER_MINUTE": "10000000",
@@ -64,23 +73,26 @@ def bench(requests: int = 400) -> dict[str, float]:
         }
         gateway = spawn("services.gateway:Gateway", "127.0.0.1", gw_port, env, quiet=True)
         try:
-            wait_ready(gan_url, gan)
+            wait_ready(model_url, model)
             wait_ready(gw_url, gateway)
-            body = {"seed": 1, "digit": 3, "format": "png"}
+            path, body, params = example.path, example.body, example.parameters
             headers = {"authorization": f"Bearer {key}"}
-            direct = httpx.Client(base_url=gan_url)
+            direct = httpx.Client(base_url=model_url)
             front = httpx.Client(base_url=gw_url, headers=headers)
             th = triton_http.InferenceServerClient(f"127.0.0.1:{gw_port}")
             tg = triton_grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}")
-            seeds_h = triton_http.InferInput("SEED", [1], "INT64")
-            seeds_h.set_data_from_numpy(np.array([1], dtype=np.int64))
-            seeds_g = triton_grpc.InferInput("SEED", [1], "INT64")
-            seeds_g.set_data_from_numpy(np.array([1], dtype=np.int64))
+            inputs_h = _inputs(triton_http, example)
+            inputs_g = _inputs(triton_grpc, example)
+            name = kind.name
             calls: dict[str, Callable[[], Any]] = {
-                "direct": lambda: direct.post("/v1/samples", json=body).raise_for_status(),
-                "gateway": lambda: front.post("/v1/samples", json=body).raise_for_status(),
-                "v2 http": lambda: th.infer("gan", [seeds_h], headers=dict(headers)),
-                "v2 grpc": lambda: tg.infer("gan", [seeds_g], headers=dict(headers)),
+                "direct": lambda: direct.post(path, json=body).raise_for_status(),
+                "gateway": lambda: front.post(path, json=body).raise_for_status(),
+                "v2 http": lambda: th.infer(
+                    name, inputs_h, parameters=params, headers=dict(headers)
+                ),
+                "v2 grpc": lambda: tg.infer(
+                    name, inputs_g, parameters=params, headers=dict(headers)
+                ),
             }
             for fn in calls.values():  # warm up connections and code paths
                 for _ in range(20):
@@ -92,17 +104,33 @@ def bench(requests: int = 400) -> dict[str, float]:
                     times[name] += _times_ms(fn, 20)
         finally:
             stop(gateway)
-            stop(gan)
+            stop(model)
     medians = {name: statistics.median(t) for name, t in times.items()}
     return medians
 
 
-def main(requests: int = 400) -> int:
-    m = bench(requests)
-    print("\nGateway overhead: GAN sample (one 32x32 PNG), sequential, kept-alive connections")
+def _inputs(client: Any, example: Example) -> list[Any]:
+    """The example's inputs as tritonclient InferInputs (HTTP or gRPC module)."""
+    out = []
+    for name, datatype, values in example.inputs:
+        dtype = np.object_ if datatype == "BYTES" else DATATYPES[datatype]
+        data = np.array([v.encode() if isinstance(v, str) else v for v in values], dtype=dtype)
+        tensor = client.InferInput(name, list(data.shape), datatype)
+        tensor.set_data_from_numpy(data)
+        out.append(tensor)
+    return out
+
+
+def main(requests: int = 400, kind: str | None = None) -> int:
+    chosen = kinds.get(kind) if kind else next(k for k in kinds.kinds() if k.example)
+    m = bench(chosen, requests)
+    print(
+        f"\nGateway overhead: {chosen.name} {chosen.example.path if chosen.example else ''} "
+        "example request, sequential, kept-alive connections"
+    )
     print(f"{'path':<34} {'median ms':>10} {'added ms':>9}")
     rows = (
-        ("direct to the GAN service (REST)", "direct"),
+        (f"direct to the {chosen.name} service (REST)", "direct"),
         ("through the gateway (REST, auth)", "gateway"),
         ("gateway OIP v2 HTTP, tritonclient", "v2 http"),
         ("gateway OIP v2 gRPC, tritonclient", "v2 grpc"),

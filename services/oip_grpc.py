@@ -1,4 +1,5 @@
-"""Open Inference Protocol v2 over gRPC (inference.GRPCInferenceService), in the gateway.
+"""Open Inference Protocol v2 over gRPC (inference.GRPCInferenceService), in the gateway:
+a thin front end on the data plane (services/dataplane.py), twin of services/oip_http.py.
 
 BentoML 1.4 services serve HTTP only, so the gateway hosts a grpc.aio server itself, on
 the same event loop as its HTTP app (started by a BentoML startup hook). It shares the
@@ -16,11 +17,11 @@ from typing import Any
 import grpc
 import numpy as np
 
+from genserve import kinds
 from genserve.errors import GenserveError, InvalidInput
 from genserve.metrics import GATEWAY_REJECTIONS, GATEWAY_REQUESTS, GATEWAY_SECONDS
 from genserve.protocol import inference_pb2 as pb
 from genserve.protocol import inference_pb2_grpc as pb_grpc
-from genserve.protocol.models import MODELS
 from genserve.protocol.tensors import (
     DATATYPES,
     InferRequest,
@@ -29,9 +30,9 @@ from genserve.protocol.tensors import (
     tensor_from_raw,
     tensor_to_raw,
 )
-from services.oip import SERVER_METADATA, Inference, check_version, spec
+from services.dataplane import SERVER_METADATA, DataPlane, check_version, kind_of
 from services.security import Guard, peer_address
-from services.web import request_id, request_id_var, retry_after
+from services.wire import request_id, request_id_var, retry_after
 
 log = logging.getLogger("genserve.grpc")
 access = logging.getLogger("genserve.access")
@@ -102,12 +103,13 @@ def response_to_proto(model: str, request_id: str, outputs: list[Tensor]) -> pb.
 
 
 def _model_scope(name: str) -> str | None:
-    return name if name in MODELS else None
+    kind = kinds.registry().get(name)
+    return None if kind is None else kind.scope
 
 
 class Servicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, inference: Inference, guard: Guard) -> None:
-        self.inference = inference
+    def __init__(self, dataplane: DataPlane, guard: Guard) -> None:
+        self.dataplane = dataplane
         self.guard = guard
 
     async def _guarded(
@@ -155,12 +157,12 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request: Any, context: Any) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=self.inference.server_ready())
+        return pb.ServerReadyResponse(ready=self.dataplane.server_ready())
 
     async def ModelReady(self, request: Any, context: Any) -> pb.ModelReadyResponse:
         async def call() -> pb.ModelReadyResponse:
             check_version(request.version)
-            return pb.ModelReadyResponse(ready=self.inference.model_ready(request.name))
+            return pb.ModelReadyResponse(ready=self.dataplane.model_ready(request.name))
 
         return await self._guarded(
             "ModelReady", context, _model_scope(request.name), call, limit=False
@@ -178,8 +180,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelMetadata(self, request: Any, context: Any) -> pb.ModelMetadataResponse:
         async def call() -> pb.ModelMetadataResponse:
-            check_version(request.version)
-            meta = spec(request.name).metadata()
+            meta = self.dataplane.metadata(request.name, request.version)
             response = pb.ModelMetadataResponse(
                 name=meta["name"], versions=meta["versions"], platform=meta["platform"]
             )
@@ -197,9 +198,9 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(self, request: Any, context: Any) -> pb.ModelInferResponse:
         async def call() -> pb.ModelInferResponse:
             check_version(request.model_version)
-            spec(request.model_name)
+            kind_of(request.model_name)
             parsed = request_from_proto(request)
-            outputs = await self.inference.infer(request.model_name, parsed)
+            outputs = await self.dataplane.infer(request.model_name, parsed)
             return response_to_proto(request.model_name, request.id, outputs)
 
         return await self._guarded("ModelInfer", context, _model_scope(request.model_name), call)
@@ -215,7 +216,7 @@ class GrpcServer:
 
 
 async def start(
-    inference: Inference, guard: Guard, host: str, port: int, max_bytes: int
+    dataplane: DataPlane, guard: Guard, host: str, port: int, max_bytes: int
 ) -> GrpcServer:
     """Start serving on ``host:port`` on the running event loop."""
     server = grpc.aio.server(
@@ -224,7 +225,7 @@ async def start(
             ("grpc.max_send_message_length", 256 * 1024 * 1024),
         ]
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(Servicer(inference, guard), server)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(Servicer(dataplane, guard), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot bind the gRPC port {host}:{port}")

@@ -1,9 +1,11 @@
-"""Open Inference Protocol v2 inference, shared by the gateway's HTTP routes and its
-gRPC server: tensors in, REST calls to the model service, tensors out.
+"""The Open Inference Protocol v2 data plane, shared by its two front ends: the gateway's
+HTTP routes (services/oip_http.py) and its gRPC server (services/oip_grpc.py), as
+KServe's REST and gRPC servers share one DataPlane.
 
-Each call the protocol request maps to is validated with the REST schema first, so a
-bad tensor or parameter is refused before any service sees it, naming the protocol's
-field (``inputs.TEXT[3]``, ``parameters.steps``).
+A protocol request becomes REST calls to the kind's service (its ``ModelKind.oip``
+mapping). Each call is validated first with the schema of the route it goes to, so a bad
+tensor or parameter is refused before any service sees it, naming the protocol's field
+(``inputs.TEXT[3]``, ``parameters.steps``).
 """
 
 from __future__ import annotations
@@ -12,20 +14,16 @@ import asyncio
 import json
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
+from genserve import kinds
 from genserve.errors import InvalidInput, NotFound
-from genserve.protocol.models import MODELS, Call, ModelSpec
+from genserve.kinds import ModelKind
+from genserve.protocol.mapping import Call, ModelSpec
 from genserve.protocol.tensors import InferRequest, Tensor
 from services.backends import Backends
-from services.schemas import ImageRequest, SampleRequest, TranslateRequest
-from services.web import REQUEST_ID_HEADER, error_from_body, request_id_var
+from services.wire import REQUEST_ID_HEADER, error_from_body, request_id_var
 
-SCHEMAS: dict[str, type[BaseModel]] = {
-    "translation": TranslateRequest,
-    "imagegen": ImageRequest,
-    "gan": SampleRequest,
-}
 SERVER_METADATA: dict[str, Any] = {
     "name": "genserve",
     "version": "0.1.0",
@@ -33,11 +31,12 @@ SERVER_METADATA: dict[str, Any] = {
 }
 
 
+def kind_of(model: str) -> ModelKind:
+    return kinds.get(model, field="model_name")
+
+
 def spec(model: str) -> ModelSpec:
-    found = MODELS.get(model)
-    if found is None:
-        raise NotFound(f"no model named {model!r}; models: {sorted(MODELS)}", field="model_name")
-    return found
+    return kind_of(model).oip
 
 
 def check_version(version: str | None) -> None:
@@ -45,38 +44,42 @@ def check_version(version: str | None) -> None:
         raise NotFound(f"no version {version!r}; the only version is 1", field="model_version")
 
 
-class Inference:
+class DataPlane:
     def __init__(self, backends: Backends) -> None:
         self.backends = backends
 
     def model_ready(self, model: str) -> bool:
-        spec(model)
+        kind_of(model)
         return self.backends.get(model).ready
 
     def server_ready(self) -> bool:
         return all(b.ready for b in self.backends.by_name.values())
 
+    def metadata(self, model: str, version: str | None = None) -> dict[str, Any]:
+        check_version(version)
+        return spec(model).metadata()
+
     async def infer(self, model: str, request: InferRequest) -> list[Tensor]:
-        model_spec = spec(model)
-        model_spec.check(request)
-        calls = model_spec.plan(request)
+        kind = kind_of(model)
+        kind.oip.check(request)
+        calls = kind.oip.plan(request)
         for call in calls:
-            _validate(model_spec, SCHEMAS[model], call)
-        tasks = [asyncio.ensure_future(self._call(model_spec, c)) for c in calls]
+            _validate(kind, call)
+        tasks = [asyncio.ensure_future(self._call(kind.oip, c)) for c in calls]
         try:
             results = await asyncio.gather(*tasks)
         except BaseException:
             for task in tasks:  # one failed (or the caller left): stop the others' work
                 task.cancel()
             raise
-        tensors = model_spec.collect(calls, list(results))
+        tensors = kind.oip.collect(calls, list(results))
         return [t for t in tensors if not request.outputs or t.name in request.outputs]
 
     async def _call(self, model_spec: ModelSpec, call: Call) -> dict[str, Any]:
         response = await self.backends.request(
             model_spec.name,
             "POST",
-            "/v1" + call.path,
+            call.path,
             content=json.dumps(call.body).encode(),
             headers={"content-type": "application/json", REQUEST_ID_HEADER: request_id_var.get()},
         )
@@ -89,13 +92,16 @@ class Inference:
         return result
 
 
-def _validate(model_spec: ModelSpec, schema: type[BaseModel], call: Call) -> None:
+def _validate(kind: ModelKind, call: Call) -> None:
+    schema = kind.route("POST", call.path).request
+    if schema is None:
+        return
     try:
         schema.model_validate(call.body, strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         rest_field = ".".join(str(p) for p in first.get("loc", ())) or None
         raise InvalidInput(
-            f"{model_spec.wire_field(rest_field)}: {first.get('msg', 'invalid value')}",
-            field=model_spec.wire_field(rest_field),
+            f"{kind.oip.wire_field(rest_field)}: {first.get('msg', 'invalid value')}",
+            field=kind.oip.wire_field(rest_field),
         ) from None

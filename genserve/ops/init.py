@@ -32,7 +32,7 @@ def seed_models(seed: Path, models: Path) -> list[str]:
 
 def make_keys(secrets: Path) -> str | None:
     """Create keys.json and metrics_key unless keys.json exists; the admin key, or None."""
-    from services.security import key_digest, new_key
+    from genserve.keys import key_digest, new_key
 
     secrets.mkdir(parents=True, exist_ok=True)
     keys_file = secrets / "keys.json"

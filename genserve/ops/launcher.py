@@ -1,8 +1,9 @@
 """``genserve serve``: the whole graph on one machine (``make up``), each service its own
-process: the three model services on loopback ports, and the gateway in front of them.
+process: every model kind's service on a loopback port, and the gateway in front of them.
 
-Ports from ``--port-base`` B: gateway HTTP B, gateway gRPC B+1, gan B+10, translation
-B+11, imagegen B+12. Model services always bind loopback: callers use the gateway. The
+Ports from ``--port-base`` B: gateway HTTP B, gateway gRPC B+1, each model kind's service
+B + its port offset (genserve.kinds: 10, 11, 12, ...). Model services always bind
+loopback: callers use the gateway. The
 launcher waits for every /readyz, prints the URLs and the authentication mode, and stops
 everything when interrupted or when one service exits.
 """
@@ -19,6 +20,7 @@ from typing import IO
 
 import httpx
 
+from genserve import kinds
 from genserve.config import PROJECT_ROOT
 
 GRPC_OFFSET = 1
@@ -32,11 +34,9 @@ class ServiceSpec:
     env: dict[str, str] = field(default_factory=dict)
 
 
-MODEL_SERVICES = (
-    ServiceSpec("gan", "services.gan:GanService", 10),
-    ServiceSpec("translation", "services.translation:TranslationService", 11),
-    ServiceSpec("imagegen", "services.imagegen:ImagegenService", 12),
-)
+def model_services() -> list[ServiceSpec]:
+    """One service per registered model kind."""
+    return [ServiceSpec(k.name, k.service, k.port_offset) for k in kinds.kinds()]
 
 
 def spawn(
@@ -97,7 +97,7 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
 def gateway_spec(base_port: int, auth: bool) -> ServiceSpec:
     env = {
         f"GENSERVE_GATEWAY_{s.name.upper()}_URL": f"http://127.0.0.1:{base_port + s.offset}"
-        for s in MODEL_SERVICES
+        for s in model_services()
     }
     env["GENSERVE_GATEWAY_GRPC_PORT"] = str(base_port + GRPC_OFFSET)
     env["GENSERVE_GATEWAY_AUTH"] = "true" if auth else "false"
@@ -105,12 +105,15 @@ def gateway_spec(base_port: int, auth: bool) -> ServiceSpec:
 
 
 def serve(
-    host: str = "127.0.0.1", base_port: int = 3000, auth: bool = False, timeout: float = 120.0
+    host: str = "127.0.0.1",
+    base_port: int = kinds.DEFAULT_BASE_PORT,
+    auth: bool = False,
+    timeout: float = 120.0,
 ) -> int:
     """Start every service and the gateway; returns when they stop."""
     gateway = gateway_spec(base_port, auth)
     procs: list[tuple[ServiceSpec, subprocess.Popen[bytes]]] = []
-    for spec in (*MODEL_SERVICES, gateway):
+    for spec in (*model_services(), gateway):
         bind = host if spec is gateway else "127.0.0.1"
         env = {**spec.env, "GENSERVE_GATEWAY_GRPC_HOST": host} if spec is gateway else spec.env
         procs.append((spec, spawn(spec.target, bind, base_port + spec.offset, env)))

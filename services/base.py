@@ -1,0 +1,64 @@
+"""What every model service does, written once: build its settings, load and verify its
+model (timed, with its provider recorded), start the resource sampler and the batcher,
+and say when it is ready.
+
+A model service subclasses ``ModelService[ItsModel]`` and names its kind; its model is
+the kind's served model (genserve.serving.ServedModel), its batcher runs
+``run_batch`` (the model's own, unless the service overrides it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable, Sequence
+from typing import Any, ClassVar, Generic, TypeVar, cast
+
+from genserve import kinds, resources
+from genserve.batching import MicroBatcher
+from genserve.config import Settings
+from genserve.kinds import KindSettings, ModelKind
+from genserve.metrics import batch_observer, queue_gauge, record_model
+from genserve.serving import ServedModel
+from services.wire import Limits
+
+M = TypeVar("M", bound=ServedModel)
+
+
+class ModelService(Generic[M]):
+    kind_name: ClassVar[str]  # the kind in genserve.kinds this service serves
+    limits: ClassVar[Limits]  # its app's wire limits (set from settings at start-up)
+
+    kind: ModelKind
+    settings: KindSettings
+    model: str  # the model folder's name: the metrics' model label
+    served: M
+    batcher: MicroBatcher
+
+    def __init__(self) -> None:
+        settings = Settings()
+        self.kind = kinds.get(self.kind_name)
+        self.settings = self.kind.settings()
+        self.limits.max_body_bytes = settings.server.max_body_bytes
+        self.model = self.settings.model
+        started = time.perf_counter()
+        self.served = cast(M, self.kind.load(settings.models, settings.runtime, self.model))
+        record_model(self.model, time.perf_counter() - started, self.served.provider)
+        resources.start_sampler(self.kind.name)
+        self.batcher = MicroBatcher.from_settings(
+            self.run_batch,
+            self.settings,
+            batch_observer(self.model),
+            queue_gauge(self.model, self.settings.max_queue),
+        )
+        self.ready = True  # the model's sessions have warmed up while loading
+
+    def run_batch(self, rows: list[Any], key: Hashable) -> Sequence[Any]:
+        """One batch of rows that share ``key``, in the batcher's worker thread."""
+        return self.served.run_batch(rows, key)
+
+    def describe(self) -> dict[str, Any]:
+        """GET /v1/model: the served model's manifest summary and provider."""
+        return self.served.describe()
+
+    def __is_ready__(self) -> bool:
+        return getattr(self, "ready", False)

@@ -1,0 +1,255 @@
+"""The gateway's front door: every HTTP request passes here first.
+
+It gives the request an id, checks the API key and its scope, spends one token of the
+caller's rate limit (429) and takes one of the open-request slots (503 with Retry-After),
+then records the route's metrics and access line. The REST POST routes are passed
+through from here (read, validated with the route's schema, forwarded as the caller's
+bytes); everything else goes on to the gateway's app.
+
+What each path needs is derived from the model kinds (genserve.kinds): a kind's routes
+need its scope, and so do its /v1/models/<kind> and /v2/models/<kind> paths.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import time
+
+from fastapi import FastAPI
+from pydantic import ValidationError
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from genserve import kinds
+from genserve.config import GatewaySettings
+from genserve.errors import GenserveError, NotFound
+from genserve.kinds import ModelKind, Route
+from genserve.metrics import GATEWAY_REJECTIONS, GATEWAY_REQUESTS, GATEWAY_SECONDS
+from services.backends import PASSED_BACK, Backends
+from services.dataplane import DataPlane
+from services.security import Guard
+from services.wire import (
+    REQUEST_ID_HEADER,
+    Limits,
+    error_response,
+    invalid_input,
+    printable,
+    read_body,
+    request_id,
+    request_id_var,
+)
+
+access = logging.getLogger("genserve.access")
+
+QUIET = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})  # probes and scrapes
+PUBLIC = frozenset({"/", "/livez", "/readyz", "/healthz", "/v2/health/live", "/v2/health/ready"})
+DOCS = frozenset(
+    {"/docs", "/redoc", "/openapi.json", "/docs.json", "/schema.json", "/docs/oauth2-redirect"}
+)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+_MODEL_PATH = re.compile(r"/v[12]/models/([^/]+)")  # a model's own routes need its scope
+
+
+class State:
+    """What the gateway builds at start-up (settings, keys, backends, the data plane and
+    the tables derived from the model kinds); the front door and the routes read it."""
+
+    app: FastAPI
+    settings: GatewaySettings
+    guard: Guard
+    backends: Backends
+    dataplane: DataPlane
+    # route prefix ("/v1/jobs") -> the scope it needs
+    scopes: dict[str, str]
+    # POST path -> its kind and route, for the routes passed through at the front door
+    pass_through: dict[str, tuple[ModelKind, Route]]
+
+    def configure(self, app: FastAPI, settings: GatewaySettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.guard = Guard(settings)
+        self.backends = Backends(settings)
+        self.dataplane = DataPlane(self.backends)
+        self.scopes = {r.prefix: k.scope for k in kinds.kinds() for r in k.routes}
+        self.pass_through = {
+            r.path: (k, r)
+            for k in kinds.kinds()
+            for r in k.routes
+            if r.method == "POST" and r.request is not None and not r.params
+        }
+
+    def timeout(self, kind: ModelKind, route: Route) -> float:
+        """A route's timeout: the control timeout for short calls, else the kind's."""
+        if route.control:
+            return self.settings.timeout_jobs_s
+        return self.backends.get(kind.name).timeout_s
+
+
+state = State()
+limits = Limits()
+limits.access_log = False
+limits.raw_body_paths = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
+
+
+def scope_of(path: str) -> tuple[bool, str | None, bool]:
+    """(public, scope, rate limited) for a path. A None scope = any valid key."""
+    if path in PUBLIC or path.startswith("/static/"):
+        return True, None, False
+    if path == "/metrics":
+        return False, "metrics", False
+    if path in DOCS:
+        return False, None, False
+    for prefix, scope in state.scopes.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            return False, scope, True
+    match = _MODEL_PATH.match(path)
+    if match and match.group(1) in kinds.registry():
+        return False, kinds.get(match.group(1)).scope, True
+    return False, None, True  # any valid key; then 404 for what does not exist
+
+
+def route_of(app: FastAPI, scope: Scope) -> str:
+    """The route template a request matched (``/v1/jobs/{job_id}``): a bounded label."""
+    for route in app.router.routes:
+        if route.matches(scope)[0] == Match.FULL:
+            path = getattr(route, "path", "")
+            return "unmatched" if path == "/{path:path}" else path or "unmatched"
+    return "unmatched"
+
+
+def _is_loopback(client: tuple[str, int] | None) -> bool:
+    try:
+        return client is not None and ipaddress.ip_address(client[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class FrontDoor:
+    """Request id, authentication, scope, rate limit and the bound on open requests."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get(REQUEST_ID_HEADER, "")
+        rid = request_id(given)
+        token = request_id_var.set(rid)
+        # The inner app (and every service behind it) keeps this id.
+        scope["headers"] = [
+            *(h for h in scope["headers"] if h[0].lower() != b"x-request-id"),
+            (b"x-request-id", rid.encode()),
+        ]
+        started, status, who = time.perf_counter(), [0], ["-"]
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                kept = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
+                message["headers"] = [*kept, (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, send_with_id, headers, who)
+        finally:
+            path = scope["path"]
+            if path not in QUIET:
+                elapsed = time.perf_counter() - started
+                route = route_of(state.app, scope)
+                method = scope["method"] if scope["method"] in METHODS else "OTHER"
+                GATEWAY_REQUESTS.labels(route, method, str(status[0])).inc()
+                GATEWAY_SECONDS.labels(route).observe(elapsed)
+                access.info(
+                    "%s %s %s %.1fms caller=%s",
+                    method,
+                    printable(path),
+                    status[0],
+                    elapsed * 1000,
+                    who[0],
+                )
+            request_id_var.reset(token)
+
+    async def _handle(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], who: list[str]
+    ) -> None:
+        path, method = scope["path"], scope["method"]
+        if not path.isprintable():
+            # A decoded control character ("/metrics%0A") would match a route's "$" but not
+            # the scope table: no such path exists, so nothing needs to see it.
+            await error_response(NotFound("no such route", field="path"), path)(
+                scope, receive, send
+            )
+            return
+        public, needed, limited = scope_of(path)
+        preflight = method == "OPTIONS" and "access-control-request-method" in headers
+        if public or (preflight and state.settings.cors_origins):
+            await self.app(scope, receive, send)
+            return
+        try:
+            if not state.guard.auth and not limited:
+                # Auth off (local development): metrics and docs only from this machine.
+                if not _is_loopback(scope.get("client")):
+                    raise NotFound("not found", field="path")
+            else:
+                client = (scope.get("client") or ("-", 0))[0]
+                principal = state.guard.check(
+                    headers.get("authorization"), needed, client, limit=limited
+                )
+                who[0] = principal.name
+            slot = state.guard.slot()
+        except GenserveError as exc:
+            GATEWAY_REJECTIONS.labels(exc.code).inc()
+            await error_response(exc, path)(scope, receive, send)
+            return
+        with slot:
+            if method == "POST" and path in state.pass_through and not state.settings.cors_origins:
+                await pass_through(scope, receive, send, headers)
+            else:
+                await self.app(scope, receive, send)
+
+
+# The POST routes of the REST API go straight from the front door to their service:
+# the body is read (415, 413 as everywhere), validated with the route's schema (the same
+# 400 naming the field) and forwarded as the caller's bytes; the service's answer goes
+# back as it is. Skipping FastAPI's routing and request handling takes about 0.3 to 1 ms
+# off every call on this machine (BENCHMARKS.md). FastAPI's declarations of the same
+# routes (services/rest.py) stay the OpenAPI contract, and serve them when CORS is on
+# (its headers come from FastAPI's CORS middleware).
+async def pass_through(scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+    path = scope["path"]
+    kind, route = state.pass_through[path]
+    try:
+        body = await read_body(scope, receive, headers, limits)
+        if body is None:
+            return  # the client went away
+        try:
+            assert route.request is not None  # pass-through routes have a body schema
+            route.request.model_validate_json(body, strict=True)
+        except ValidationError as exc:
+            raise invalid_input(exc.errors()) from None
+        upstream = await state.backends.request(
+            kind.name,
+            "POST",
+            path,
+            content=body,
+            headers={"content-type": "application/json", REQUEST_ID_HEADER: request_id_var.get()},
+            timeout_s=state.timeout(kind, route),
+        )
+    except GenserveError as exc:
+        await error_response(exc, path)(scope, receive, send)
+        return
+    kept = [
+        (k.lower().encode("latin-1"), v.encode("latin-1"))
+        for k, v in upstream.headers.items()
+        if k.lower() in PASSED_BACK
+    ]
+    length = (b"content-length", str(len(upstream.content)).encode())
+    await send(
+        {"type": "http.response.start", "status": upstream.status_code, "headers": [*kept, length]}
+    )
+    await send({"type": "http.response.body", "body": upstream.content})
