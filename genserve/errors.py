@@ -63,6 +63,15 @@ class NotFound(GenserveError):
     code = "not_found"
 
 
+class Conflict(GenserveError):
+    """The request is valid but does not fit the resource's state (a job's result asked
+    for before the job has succeeded)."""
+
+    http_status = 409
+    grpc_code = "FAILED_PRECONDITION"
+    code = "conflict"
+
+
 class MethodNotAllowed(GenserveError):
     http_status = 405
     grpc_code = "UNIMPLEMENTED"
