@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import re
 import time
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from pydantic import ValidationError
@@ -50,6 +51,8 @@ DOCS = frozenset(
 )
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 _MODEL_PATH = re.compile(r"/v[12]/models/([^/]+)")  # a model's own routes need its scope
+# a model's OIP readiness and metadata: its scope, but no rate limit
+_PROBE_PATH = re.compile(r"/v2/models/[^/]+(/versions/[^/]+)?(/ready)?")
 
 
 class State:
@@ -93,21 +96,40 @@ limits.access_log = False
 limits.raw_body_paths = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
 
 
-def scope_of(path: str) -> tuple[bool, str | None, bool]:
-    """(public, scope, rate limited) for a path. A None scope = any valid key."""
+@dataclass(frozen=True)
+class Access:
+    """What a path needs: no key at all (public), a key with ``scope`` (None: any valid
+    key), whether it spends a token of the caller's rate limit, and whether, with
+    authentication off, it is served only to this machine (metrics and docs)."""
+
+    public: bool = False
+    scope: str | None = None
+    limited: bool = True
+    local_only: bool = False
+
+
+PUBLIC_ACCESS = Access(public=True, limited=False)
+
+
+def access_of(path: str) -> Access:
+    """The access rule for a path. Health, readiness and metadata are never rate limited,
+    on HTTP as on gRPC (clients poll them, and a 429 would read as "not ready")."""
     if path in PUBLIC or path.startswith("/static/"):
-        return True, None, False
+        return PUBLIC_ACCESS
     if path == "/metrics":
-        return False, "metrics", False
+        return Access(scope="metrics", limited=False, local_only=True)
     if path in DOCS:
-        return False, None, False
+        return Access(limited=False, local_only=True)
+    if path == "/v2":
+        return Access(limited=False)
     for prefix, scope in state.scopes.items():
         if path == prefix or path.startswith(prefix + "/"):
-            return False, scope, True
+            return Access(scope=scope)
     match = _MODEL_PATH.match(path)
     if match and match.group(1) in kinds.registry():
-        return False, kinds.get(match.group(1)).scope, True
-    return False, None, True  # any valid key; then 404 for what does not exist
+        scope = kinds.get(match.group(1)).scope
+        return Access(scope=scope, limited=not _PROBE_PATH.fullmatch(path))
+    return Access()  # any valid key; then 404 for what does not exist
 
 
 def route_of(app: FastAPI, scope: Scope) -> str:
@@ -185,20 +207,20 @@ class FrontDoor:
                 scope, receive, send
             )
             return
-        public, needed, limited = scope_of(path)
+        rule = access_of(path)
         preflight = method == "OPTIONS" and "access-control-request-method" in headers
-        if public or (preflight and state.settings.cors_origins):
+        if rule.public or (preflight and state.settings.cors_origins):
             await self.app(scope, receive, send)
             return
         try:
-            if not state.guard.auth and not limited:
+            if not state.guard.auth and rule.local_only:
                 # Auth off (local development): metrics and docs only from this machine.
                 if not _is_loopback(scope.get("client")):
                     raise NotFound("not found", field="path")
             else:
                 client = (scope.get("client") or ("-", 0))[0]
                 principal = state.guard.check(
-                    headers.get("authorization"), needed, client, limit=limited
+                    headers.get("authorization"), rule.scope, client, limit=rule.limited
                 )
                 who[0] = principal.name
             slot = state.guard.slot()

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from genserve import images
-from genserve.errors import InvalidInput
+from genserve.errors import Conflict, InvalidInput
 from genserve.imagegen.api import (
     GeneratedImage,
     GeneratedImages,
@@ -111,7 +111,7 @@ class ImagegenService(ModelService[ImagePipeline]):
             SAMPLES.labels(self.model).inc(len(rows))
             return _encode(req, seed, list(results))
 
-        return _status(self.jobs.submit(req.steps, work))
+        return _status(self.jobs.submit(req.steps, work, seed=seed))
 
     @app.get("/jobs/{job_id}", response_model=JobStatus, response_model_exclude_none=True)
     async def job_status(self, job_id: str) -> JobStatus:
@@ -121,14 +121,20 @@ class ImagegenService(ModelService[ImagePipeline]):
     async def job_result(self, job_id: str) -> Any:
         job = self.jobs.get(job_id)
         if job.status != "succeeded":
-            raise InvalidInput(f"job is {job.status}, not succeeded", field="job_id")
+            raise Conflict(f"job is {job.status}, not succeeded", field="job_id")
         if isinstance(job.result, BaseModel):  # the same JSON as the synchronous answer
             return JSONResponse(job.result.model_dump(exclude_none=True))
         return job.result
 
     @app.delete("/jobs/{job_id}", response_model=JobStatus, response_model_exclude_none=True)
-    async def cancel_job(self, job_id: str) -> JobStatus:
-        return _status(self.jobs.cancel(job_id))
+    async def cancel_job(self, job_id: str, response: Response) -> JobStatus:
+        """Cancel: 202 "cancelling" while a running job winds down (its current step
+        ends it), 200 with the status otherwise (a queued job is cancelled at once; a
+        finished one is left as it is)."""
+        job = self.jobs.cancel(job_id)
+        if job.status == "cancelling":
+            response.status_code = 202
+        return _status(job)
 
     @app.get("/model")
     async def model_info(self) -> dict[str, Any]:
@@ -148,7 +154,8 @@ def _status(job: Job) -> JobStatus:
     preview = None if job.preview is None else _b64(images.png(job.preview))
     return JobStatus(
         id=job.id,
-        status=job.status,
+        status=job.status,  # type: ignore[arg-type]  # the store's states are the schema's
+        seed=job.seed or 0,
         step=job.step,
         steps=job.steps,
         preview_png_base64=preview,

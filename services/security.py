@@ -11,7 +11,7 @@ digests does not leak the key through timing. Scopes are the model kinds' names
 (genserve.kinds), ``metrics`` for /metrics, or ``*``. Any valid
 key may read the API docs. The key itself is never logged: logs name the key's ``name``.
 
-Each key (or, with auth off, each client address) has a token bucket: ``burst`` requests
+Each key (by its digest; or, with auth off, each client address) has a token bucket: ``burst`` requests
 at once, refilled at ``rate_per_minute`` (the key's own, or the gateway's defaults). An
 empty bucket answers 429 with Retry-After saying when the next request fits.
 """
@@ -43,6 +43,11 @@ class Principal:
     rate_per_minute: float | None = None
     burst: int | None = None
     anonymous: bool = False
+    bucket: str = ""  # what its rate limit is kept under: the key's digest, or the name
+
+    @property
+    def bucket_id(self) -> str:
+        return self.bucket or self.name
 
     def allows(self, scope: str | None) -> bool:
         return scope is None or "*" in self.scopes or scope in self.scopes
@@ -72,9 +77,18 @@ class KeyStore:
             assert isinstance(entries, list)
         except (ValueError, KeyError, TypeError, AssertionError):
             raise ConfigError(f'{where}: expected {{"keys": [...]}}') from None
+        names = {p.name for p in self.by_digest.values()}
         for i, entry in enumerate(entries):
             digest = _digest_of(entry, f"{where} keys[{i}]")
-            self.by_digest[digest] = _principal(entry, f"{where} keys[{i}]")
+            principal = _principal(entry, digest, f"{where} keys[{i}]")
+            if principal.name in names or digest in self.by_digest:
+                # Logs name the key; two keys under one name could not be told apart.
+                raise ConfigError(
+                    f"{where} keys[{i}]: the key {principal.name!r} is listed twice "
+                    "(every key needs its own name and its own secret)"
+                )
+            names.add(principal.name)
+            self.by_digest[digest] = principal
 
     def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
@@ -98,7 +112,7 @@ def _digest_of(entry: Any, where: str) -> str:
     return digest.lower()
 
 
-def _principal(entry: dict[str, Any], where: str) -> Principal:
+def _principal(entry: dict[str, Any], digest: str, where: str) -> Principal:
     name, wanted, rate = entry.get("name"), entry.get("scopes", ["*"]), entry.get("rate_per_minute")
     burst = entry.get("burst")
     if not isinstance(name, str) or not name:
@@ -110,7 +124,8 @@ def _principal(entry: dict[str, Any], where: str) -> Principal:
         raise ConfigError(f"{where}: rate_per_minute must be a positive number")
     if burst is not None and (not isinstance(burst, int) or isinstance(burst, bool) or burst < 1):
         raise ConfigError(f"{where}: burst must be a positive integer")
-    return Principal(name, frozenset(wanted), None if rate is None else float(rate), burst)
+    rate_per_minute = None if rate is None else float(rate)
+    return Principal(name, frozenset(wanted), rate_per_minute, burst, bucket=digest)
 
 
 def _is_hex(text: str) -> bool:
@@ -137,17 +152,18 @@ class RateLimiter:
         burst = float(principal.burst or self.burst)
         now = time.monotonic() if now is None else now
         with self._lock:
-            tokens, last = self._buckets.get(principal.name, (burst, now))
+            bucket = principal.bucket_id
+            tokens, last = self._buckets.get(bucket, (burst, now))
             tokens = min(burst, tokens + (now - last) * rate)
             if tokens < 1.0:
-                self._buckets[principal.name] = (tokens, now)
+                self._buckets[bucket] = (tokens, now)
                 raise RateLimited(
                     f"rate limit of {rate * 60:g} requests per minute reached",
                     retry_after_s=(1.0 - tokens) / rate,
                 )
-            if len(self._buckets) >= self.max_buckets and principal.name not in self._buckets:
+            if len(self._buckets) >= self.max_buckets and bucket not in self._buckets:
                 self._buckets.clear()  # bounded: forget every bucket rather than grow
-            self._buckets[principal.name] = (tokens - 1.0, now)
+            self._buckets[bucket] = (tokens - 1.0, now)
 
 
 class Guard:

@@ -40,7 +40,9 @@ class ImagegenSettings(KindSettings):
 class ImageRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    prompt: str = Field(
+        min_length=1, max_length=MAX_PROMPT_CHARS, pattern=r"\S", description="not blank"
+    )
     negative_prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
     n: int = Field(1, ge=1, le=MAX_IMAGES, description="images; image i uses seed + i")
     steps: int = Field(25, ge=1, le=MAX_STEPS)
@@ -69,7 +71,8 @@ class GeneratedImages(BaseModel):
 
 class JobStatus(BaseModel):
     id: str
-    status: str
+    status: Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
+    seed: int = Field(description="the first image's seed; image i uses seed + i")
     step: int
     steps: int
     preview_png_base64: str | None = None

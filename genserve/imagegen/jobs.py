@@ -29,7 +29,8 @@ Work = Callable[[Callable[[int, int, np.ndarray | None], bool]], Any]
 class Job:
     id: str
     steps: int
-    status: str = "queued"  # queued, running, succeeded, failed, cancelled
+    status: str = "queued"  # queued, running, cancelling, succeeded, failed, cancelled
+    seed: int | None = None  # the first image's seed (image i uses seed + i)
     step: int = 0
     preview: np.ndarray | None = None
     result: Any = None
@@ -72,25 +73,29 @@ class JobStore:
         ]:
             del self._jobs[jid]
 
-    def submit(self, steps: int, work: Work) -> Job:
+    def submit(self, steps: int, work: Work, *, seed: int | None = None) -> Job:
         with self._lock:
             self._expire()
             if self.unfinished() >= self.max_jobs:
                 raise Overloaded(
                     f"{self.max_jobs} jobs are already waiting or running", retry_after_s=5.0
                 )
-            job = Job(uuid.uuid4().hex, steps)
+            job = Job(uuid.uuid4().hex, steps, seed=seed)
             self._jobs[job.id] = job
         self._report()
         self._executor.submit(self._run, job, work)
         return job
 
     def _run(self, job: Job, work: Work) -> None:
-        if job.cancel.is_set():
-            job.status, job.finished = "cancelled", time.time()
+        with self._lock:  # against cancel(): a job is cancelled or running, never both
+            cancelled = job.cancel.is_set()
+            if cancelled:
+                job.status, job.finished = "cancelled", time.time()
+            else:
+                job.status = "running"
+        if cancelled:
             self._report()
             return
-        job.status = "running"
 
         def on_step(step: int, steps: int, preview: np.ndarray | None) -> bool:
             job.step, job.steps = step, steps
@@ -118,9 +123,15 @@ class JobStore:
         return job
 
     def cancel(self, job_id: str) -> Job:
+        """Ask a job to stop. A queued job is cancelled at once; a running one says
+        "cancelling" until its next step ends it ("cancelled"); a finished one is left
+        as it is."""
         job = self.get(job_id)
         job.cancel.set()
-        if job.status == "queued":
-            job.status, job.finished = "cancelled", time.time()
-            self._report()
+        with self._lock:
+            if job.status == "queued":
+                job.status, job.finished = "cancelled", time.time()
+            elif job.status == "running":
+                job.status = "cancelling"
+        self._report()
         return job

@@ -299,6 +299,18 @@ def test_rate_limit_per_key(gateway: Server, api_keys: dict[str, str]) -> None:
     client = triton_grpc.InferenceServerClient(gateway.grpc)  # type: ignore[attr-defined]
     with pytest.raises(InferenceServerException, match="RESOURCE_EXHAUSTED"):
         client.infer("gan", [seeds], headers=auth(api_keys["slow"]))
+    # Health, readiness and metadata are never rate limited, on either protocol: an
+    # OIP client reads a 429 there as "not ready".
+    http = triton_http.InferenceServerClient(gateway.url.removeprefix("http://"))
+    for _ in range(5):
+        assert http.is_model_ready("gan", headers=auth(api_keys["slow"]))
+        assert http.get_model_metadata("gan", headers=auth(api_keys["slow"]))["name"] == "gan"
+        assert http.get_server_metadata(headers=auth(api_keys["slow"]))["name"] == "genserve"
+        assert client.is_model_ready("gan", headers=auth(api_keys["slow"]))
+        assert client.get_model_metadata("gan", headers=auth(api_keys["slow"])).name == "gan"
+    # ... but they still need the model's scope.
+    r = httpx.get(f"{gateway.url}/v2/models/translation/ready", headers=auth(api_keys["slow"]))
+    assert r.status_code == 403
 
 
 def test_body_limit(gateway: Server, api_keys: dict[str, str]) -> None:

@@ -54,8 +54,11 @@ def test_concurrent_requests_share_batches_and_keep_their_bytes(imagegen_server:
 
 def test_job_progress_preview_result_and_cancel(imagegen_server: Server) -> None:
     r = post(imagegen_server, "/jobs", {"prompt": PROMPT, "steps": 30, "seed": 3})
-    assert r.status_code == 202
+    assert r.status_code == 202 and r.json()["seed"] == 3  # the seed is echoed
     job = r.json()["id"]
+    early = httpx.get(f"{imagegen_server.url}/v1/jobs/{job}/result")
+    assert early.status_code == 409, early.text  # not finished: a conflict, not bad input
+    assert early.json()["error"]["code"] == "conflict"
     seen_preview = False
     for _ in range(600):
         s = httpx.get(f"{imagegen_server.url}/v1/jobs/{job}").json()
@@ -69,7 +72,16 @@ def test_job_progress_preview_result_and_cancel(imagegen_server: Server) -> None
     assert result == sync
 
     long = post(imagegen_server, "/jobs", {"prompt": PROMPT, "steps": 150}).json()["id"]
-    cancelled = httpx.delete(f"{imagegen_server.url}/v1/jobs/{long}").json()
+    for _ in range(200):  # wait until it runs, then cancel
+        if httpx.get(f"{imagegen_server.url}/v1/jobs/{long}").json()["status"] == "running":
+            break
+        time.sleep(0.02)
+    answer = httpx.delete(f"{imagegen_server.url}/v1/jobs/{long}")
+    assert (answer.status_code, answer.json()["status"]) in (
+        (202, "cancelling"),
+        (200, "cancelled"),
+    )
+    cancelled = answer.json()
     for _ in range(200):
         if cancelled["status"] == "cancelled":
             break
@@ -86,6 +98,7 @@ BAD = [
     ({"prompt": PROMPT, "guidance_scale": -1}, "guidance_scale"),
     ({"prompt": PROMPT, "guidance_scale": 100}, "guidance_scale"),
     ({"prompt": "x" * 10_000}, "prompt"),
+    ({"prompt": " \t\n "}, "prompt"),
     ({"prompt": PROMPT, "n": 0}, "n"),
     ({"prompt": PROMPT, "n": 100}, "n"),
     ({"prompt": PROMPT, "scheduler": "plms"}, "scheduler"),

@@ -49,9 +49,11 @@ def test_cancel_running_and_queued_jobs() -> None:
     queued = store.submit(2, slow)
     started.wait(5)
     assert store.cancel(queued.id).status == "cancelled"
-    store.cancel(running.id)
+    assert store.cancel(running.id).status == "cancelling"  # until its step ends it
+    assert store.get(running.id).status == "cancelling" and not running.done
     release.set()
     _wait(running, "cancelled")
+    assert store.cancel(running.id).status == "cancelled"  # finished: left as it is
 
 
 def test_unknown_job_and_overload() -> None:

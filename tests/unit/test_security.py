@@ -124,3 +124,24 @@ def test_grpc_peers_are_keyed_by_address_not_port() -> None:
     assert peer_address("ipv6:[::1]:51234") == "::1"
     assert peer_address("ipv6:%5B::1%5D:51234") == "::1"
     assert peer_address("unix:/tmp/sock") == "unix:/tmp/sock"
+
+
+def test_each_key_has_its_own_bucket_and_names_are_unique(tmp_path) -> None:
+    a, b = new_key(), new_key()
+    same_name = [
+        {"name": "team", "sha256": key_digest(a), "burst": 1, "rate_per_minute": 1},
+        {"name": "team", "sha256": key_digest(b), "burst": 1, "rate_per_minute": 1},
+    ]
+    with pytest.raises(ConfigError, match="'team' is listed twice"):
+        Guard(settings(tmp_path, same_name))
+    twice = [{"name": "x", "sha256": key_digest(a)}, {"name": "y", "sha256": key_digest(a)}]
+    with pytest.raises(ConfigError, match="listed twice"):
+        Guard(settings(tmp_path, twice))
+    # Buckets follow the key, not its name: equal names (as from two stores) never share.
+    limiter = RateLimiter(rate_per_minute=1, burst=1)
+    first = Principal("team", frozenset({"*"}), bucket=key_digest(a))
+    second = Principal("team", frozenset({"*"}), bucket=key_digest(b))
+    limiter.take(first, now=0.0)
+    limiter.take(second, now=0.0)  # its own bucket: not limited by the first key's
+    with pytest.raises(RateLimited):
+        limiter.take(first, now=0.0)
