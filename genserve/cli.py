@@ -121,6 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         help="require API keys (GENSERVE_GATEWAY_KEYS_FILE); off = local development",
     )
 
+    s.add_argument(
+        "--cpus",
+        choices=("auto", "all"),
+        default="auto",
+        help="auto: each model service its share of the CPUs (affinity and ONNX Runtime "
+        "threads); all: every service may use every CPU",
+    )
+
     k = sub.add_parser("keys", help="API keys for the gateway")
     ksub = k.add_subparsers(dest="action", required=True)
     p = ksub.add_parser("new", help="make a key; prints it once and the hashed entry to store")
@@ -152,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from genserve.ops.launcher import serve
 
-            return serve(args.host, args.port_base, auth=args.auth == "on")
+            return serve(
+                args.host, args.port_base, auth=args.auth == "on", budget=args.cpus == "auto"
+            )
         if args.command == "init":
             from genserve.ops.init import init
 

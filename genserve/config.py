@@ -26,7 +26,9 @@ class RuntimeSettings(BaseSettings):
         description="'auto' (TensorRT, then CUDA, then CPU, as available) or a comma-separated "
         "list of ONNX Runtime execution providers, used in that order",
     )
-    intra_op_threads: int = Field(0, ge=0, le=256, description="0 lets ONNX Runtime decide")
+    intra_op_threads: int = Field(
+        0, ge=0, le=256, description="threads per model call; 0 = the CPUs this process may use"
+    )
     inter_op_threads: int = Field(1, ge=0, le=256)
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
     warmup: bool = True

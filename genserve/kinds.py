@@ -119,6 +119,7 @@ class ModelKind:
     bench: str | None = None  # "module:function(threads=, seconds=) -> exit code"
     pull: PullSpec | None = None
     example: Example | None = None
+    cpu_weight: float = 1.0  # its share of the machine's CPUs under genserve serve
 
     @property
     def scope(self) -> str:

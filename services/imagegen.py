@@ -154,7 +154,7 @@ def _status(job: Job) -> JobStatus:
     preview = None if job.preview is None else _b64(images.png(job.preview))
     return JobStatus(
         id=job.id,
-        status=job.status,  # type: ignore[arg-type]  # the store's states are the schema's
+        status=job.status,
         seed=job.seed or 0,
         step=job.step,
         steps=job.steps,

@@ -11,9 +11,10 @@ digests does not leak the key through timing. Scopes are the model kinds' names
 (genserve.kinds), ``metrics`` for /metrics, or ``*``. Any valid
 key may read the API docs. The key itself is never logged: logs name the key's ``name``.
 
-Each key (by its digest; or, with auth off, each client address) has a token bucket: ``burst`` requests
-at once, refilled at ``rate_per_minute`` (the key's own, or the gateway's defaults). An
-empty bucket answers 429 with Retry-After saying when the next request fits.
+Each key (by its digest; or, with auth off, each client address) has a token bucket:
+``burst`` requests at once, refilled at ``rate_per_minute`` (the key's own, or the
+gateway's defaults). An empty bucket answers 429 with Retry-After saying when the next
+request fits.
 """
 
 from __future__ import annotations

@@ -15,12 +15,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
 import httpx
 
-from genserve import kinds
+from genserve import cpus, kinds
 from genserve.config import PROJECT_ROOT
 
 GRPC_OFFSET = 1
@@ -32,11 +33,19 @@ class ServiceSpec:
     target: str
     offset: int  # port = base port + offset
     env: dict[str, str] = field(default_factory=dict)
+    cpus: tuple[int, ...] | None = None  # its core budget (CPU affinity); None = unpinned
 
 
-def model_services() -> list[ServiceSpec]:
-    """One service per registered model kind."""
-    return [ServiceSpec(k.name, k.service, k.port_offset) for k in kinds.kinds()]
+def model_services(budget: bool = True) -> list[ServiceSpec]:
+    """One service per registered model kind, each with its core budget
+    (genserve.cpus.partition of the CPUs this process may use) unless ``budget`` is off."""
+    shares = cpus.partition({k.name: k.cpu_weight for k in kinds.kinds()}, cpus.available())
+    return [
+        ServiceSpec(
+            k.name, k.service, k.port_offset, cpus=tuple(shares[k.name]) if budget else None
+        )
+        for k in kinds.kinds()
+    ]
 
 
 def spawn(
@@ -46,13 +55,15 @@ def spawn(
     env: dict[str, str] | None = None,
     quiet: bool = False,
     log: IO[bytes] | None = None,
+    cpus: Sequence[int] | None = None,
 ) -> subprocess.Popen[bytes]:
     """``bentoml serve target`` in its own session (so it can be stopped as a group).
 
     Each server gets its own BENTOML_HOME: BentoML keeps its Prometheus multiprocess files
     in one folder under it and empties that folder when a server starts, so servers
     sharing a home would erase (and mix) each other's metrics. Output goes to ``log``
-    (stdout and stderr), nowhere (``quiet``), or this process's own streams.
+    (stdout and stderr), nowhere (``quiet``), or this process's own streams. ``cpus``:
+    the CPU affinity the server and every process and thread it starts inherit.
     """
     cmd = [sys.executable, "-m", "bentoml", "serve", target, "--host", host, "--port", str(port)]
     home = PROJECT_ROOT / "build" / "bentoml" / str(port)
@@ -65,6 +76,7 @@ def spawn(
         stdout=out,
         stderr=subprocess.STDOUT if log is not None else out,
         start_new_session=True,
+        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
     )
 
 
@@ -109,14 +121,17 @@ def serve(
     base_port: int = kinds.DEFAULT_BASE_PORT,
     auth: bool = False,
     timeout: float = 120.0,
+    budget: bool = True,
 ) -> int:
-    """Start every service and the gateway; returns when they stop."""
+    """Start every service and the gateway; returns when they stop. ``budget``: give each
+    model service its share of the CPUs (genserve.cpus), or let them all use every one."""
     gateway = gateway_spec(base_port, auth)
     procs: list[tuple[ServiceSpec, subprocess.Popen[bytes]]] = []
-    for spec in (*model_services(), gateway):
+    for spec in (*model_services(budget), gateway):
         bind = host if spec is gateway else "127.0.0.1"
         env = {**spec.env, "GENSERVE_GATEWAY_GRPC_HOST": host} if spec is gateway else spec.env
-        procs.append((spec, spawn(spec.target, bind, base_port + spec.offset, env)))
+        port = base_port + spec.offset
+        procs.append((spec, spawn(spec.target, bind, port, env, cpus=spec.cpus)))
 
     def stop_all() -> None:
         for _spec, p in procs:
@@ -149,6 +164,9 @@ def serve(
         print(f"  REST        {url}/v1   (docs {url}/docs)")
         print(f"  OIP v2      {url}/v2   gRPC {shown}:{base_port + GRPC_OFFSET}")
         print(f"  metrics     {url}/metrics")
+        budgets = [f"{s.name} {cpus.format_list(s.cpus)}" for s, _p in procs if s.cpus]
+        if budgets:
+            print(f"  CPUs        {', '.join(budgets)} (--cpus all: no budget)")
         print("Ctrl-C stops everything.", flush=True)
         while all(p.poll() is None for _spec, p in procs):
             time.sleep(0.5)

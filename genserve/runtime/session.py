@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from genserve import cpus
 from genserve.artifacts import TensorSpec
 from genserve.config import RuntimeSettings
 from genserve.errors import ConfigError, InvalidInput, ModelIntegrityError
@@ -85,7 +86,9 @@ class OnnxSession:
     ) -> None:
         started = time.perf_counter()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = settings.intra_op_threads
+        # 0: as many threads as CPUs this process may use (its affinity, as genserve serve
+        # gives it, capped by a container's CPU quota), not ONNX Runtime's every core.
+        options.intra_op_num_threads = settings.intra_op_threads or cpus.budget()
         options.inter_op_num_threads = settings.inter_op_threads
         options.graph_optimization_level = _OPT_LEVELS[settings.graph_optimization]
         options.log_severity_level = 3

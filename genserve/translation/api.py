@@ -118,6 +118,7 @@ KIND = ModelKind(
     ),
     oip=OIP,
     timeout_s=60.0,
+    cpu_weight=2.0,
     export="genserve.translation.export:export",
     train="genserve.translation.train:train",
     bench="genserve.translation.bench:main",

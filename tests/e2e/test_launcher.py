@@ -12,7 +12,9 @@ import httpx
 import psutil
 import pytest
 
+from genserve import cpus, kinds
 from genserve.config import PROJECT_ROOT
+from genserve.ops.launcher import model_services
 from tests.conftest import MODELS_DIR
 from tests.e2e.conftest import free_port
 
@@ -59,11 +61,29 @@ def test_serve_starts_every_service_and_stops_them() -> None:
         assert r.status_code == 200
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 4
+        # Each model service runs on its core budget, and ONNX Runtime sizes its threads
+        # to it; the gateway is not pinned.
+        budget = {s.name: list(s.cpus or ()) for s in model_services()}
+        assert "CPUs" in text and all(cpus.format_list(b) in text for b in budget.values())
+        for name, wanted in budget.items():
+            port = base + kinds.get(name).port_offset
+            owner = next(c for c in children if _listens(c, port))
+            for p in (owner, *owner.children(recursive=True)):
+                assert p.cpu_affinity() == wanted, (name, p.cmdline())
+            worker = owner.children(recursive=True)[-1]
+            assert worker.num_threads() < 16  # not a pool per machine core
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     time.sleep(0.5)
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+def _listens(process: psutil.Process, port: int) -> bool:
+    try:
+        return any(c.laddr.port == port for c in process.net_connections("tcp"))
+    except psutil.Error:
+        return False
 
 
 def _busy(port: int) -> bool:

@@ -325,6 +325,7 @@ def test_every_deploy_file_covers_every_model_kind(compose, compose_cpu) -> None
         ), "docker-compose.yml"
         assert kind.name in gateway["depends_on"], "docker-compose.yml"
         assert kind.name in compose_cpu["services"], "docker-compose.cpu.yml"
+        assert float(service["cpus"]) >= 1, "docker-compose.yml: each model's core budget"
     prometheus = yaml.safe_load((PROJECT_ROOT / "deploy/prometheus/prometheus.yml").read_text())
     models_job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "genserve-models")
     scraped = {c["labels"]["service"] for c in models_job["static_configs"]}
@@ -334,6 +335,11 @@ def test_every_deploy_file_covers_every_model_kind(compose, compose_cpu) -> None
     gpu = yaml.safe_load((K8S / "overlays" / "gpu" / "kustomization.yaml").read_text())
     patched = {p["target"]["name"] for p in gpu["patches"]}
     assert names <= patched, "k8s gpu overlay"
+    for name in names:  # a CPU limit: the pod's core budget, which ONNX Runtime follows
+        docs = list(yaml.safe_load_all((K8S / "base" / f"{name}.yaml").read_text()))
+        deployment = next(d for d in docs if d and d["kind"] == "Deployment")
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["resources"]["limits"]["cpu"], f"k8s {name}.yaml"
     k8s_gateway = (K8S / "base" / "gateway.yaml").read_text()
     for kind in kinds.kinds():
         assert f"GENSERVE_GATEWAY_{kind.env_name}_URL" in k8s_gateway, "k8s gateway.yaml"
