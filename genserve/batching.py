@@ -2,10 +2,12 @@
 
 A request submits a list of rows (latents, token sequences) and a ``key``: only
 requests with equal keys (the same decoding options, image size, steps...) share a
-call. The batcher waits at most ``max_latency_ms`` after the first queued request for
-more, joins up to ``max_batch_size`` rows of compatible requests in queue order, runs
-``run(rows, key)`` once in a worker thread and hands each request back its own slice
-of the results. The queue is bounded in rows: a request that would overflow it is
+call. One call runs at a time. A request that finds the model idle runs at once; the
+requests that arrive while a call runs wait for it and then share the next call, so
+batches grow with the load instead of with a timer. ``max_latency_ms`` (0 by default)
+adds a wait for company when the model is idle. A call joins up to ``max_batch_size``
+rows of compatible requests in queue order, runs ``run(rows, key)`` in a worker thread
+and hands each request back its own slice of the results. The queue is bounded in rows: a request that would overflow it is
 refused at once with ``Overloaded``.
 
 Rows are independent in the models batched here, so a request's result does not

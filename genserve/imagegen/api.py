@@ -29,7 +29,6 @@ class ImagegenSettings(KindSettings):
 
     model: str = Field("imagegen", description="model folder name under GENSERVE_MODELS_DIR")
     max_batch_size: int = Field(16, ge=1, le=256, description="images per UNet batch")
-    max_latency_ms: float = Field(10.0, ge=0.0, le=1000.0, description="wait to fill a batch")
     max_queue: int = Field(128, ge=1, le=100_000, description="queued images before 503")
     max_jobs: int = Field(32, ge=1, le=10_000, description="unfinished async jobs before 503")
 

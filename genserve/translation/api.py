@@ -27,7 +27,6 @@ class TranslationSettings(KindSettings):
 
     model: str = Field("translation", description="model folder name under GENSERVE_MODELS_DIR")
     max_batch_size: int = Field(32, ge=1, le=1024, description="texts per ONNX Runtime batch")
-    max_latency_ms: float = Field(5.0, ge=0.0, le=1000.0, description="wait to fill a batch")
     max_queue: int = Field(512, ge=1, le=1_000_000, description="queued texts before 503")
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from genserve.batching import BatchStats, MicroBatcher
+from genserve.config import BatchingSettings
 from genserve.errors import Overloaded
 
 
@@ -107,6 +108,32 @@ def test_a_failing_call_fails_its_requests_and_the_batcher_goes_on() -> None:
         with pytest.raises(RuntimeError, match="boom"):
             await b.submit([0])
         assert list(await b.submit([1])) == [1]
+        b.close()
+
+    asyncio.run(main())
+
+
+def test_idle_runs_at_once_and_busy_batches() -> None:
+    """With no wait configured (the default), a request to an idle model runs alone at
+    once, and the requests that arrive while it runs share the next call."""
+    gate, calls = threading.Event(), []
+
+    def run(rows: list[int], key: Any) -> list[int]:
+        calls.append(list(rows))
+        gate.wait(5)
+        return rows
+
+    async def main() -> None:
+        b = MicroBatcher.from_settings(run, BatchingSettings(max_batch_size=8), lambda s: None)
+        assert b.max_latency_s == 0  # the default: no timer
+        first = asyncio.ensure_future(b.submit([1]))
+        await asyncio.sleep(0.05)
+        assert calls == [[1]]  # did not wait for company
+        later = [asyncio.ensure_future(b.submit([i])) for i in (2, 3, 4)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await asyncio.gather(first, *later)
+        assert calls == [[1], [2, 3, 4]]  # those that came while it ran: one call
         b.close()
 
     asyncio.run(main())
