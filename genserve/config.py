@@ -59,7 +59,10 @@ class BatchingSettings(BaseSettings):
 
     max_batch_size: int = Field(64, ge=1, le=1024, description="rows per ONNX Runtime call")
     max_latency_ms: float = Field(
-        0.0, ge=0.0, le=1000.0, description="extra wait for company when the model is idle; 0 = run at once"
+        0.0,
+        ge=0.0,
+        le=1000.0,
+        description="extra wait for company when the model is idle; 0 = run at once",
     )
     max_queue: int = Field(1024, ge=1, le=1_000_000, description="queued rows before 503")
 
