@@ -167,3 +167,9 @@ GATEWAY_REJECTIONS = Counter(
     "overloaded, backend_unavailable, timeout",
     ["reason"],
 )
+
+SERVICE_RESTARTS = Counter(
+    "genserve_service_restarts_total",
+    "Services genserve serve started again after they exited",
+    ["service"],
+)

@@ -4,27 +4,32 @@ process: every model kind's service on a loopback port, and the gateway in front
 Ports from ``--port-base`` B: gateway HTTP B, gateway gRPC B+1, each model kind's service
 B + its port offset (genserve.kinds: 10, 11, 12, ...). Model services always bind
 loopback: callers use the gateway. The
-launcher waits for every /readyz, prints the URLs and the authentication mode, and stops
-everything when interrupted or when one service exits.
+launcher waits for every /readyz, prints the URLs and the authentication mode, restarts a
+service that exits (``Supervisor``) and stops everything, in order, when interrupted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
 import httpx
+import prometheus_client
 
 from genserve import cpus, kinds
 from genserve.config import PROJECT_ROOT
+from genserve.metrics import SERVICE_RESTARTS
 
 GRPC_OFFSET = 1
+SUPERVISOR_OFFSET = 2  # genserve serve's own metrics (restarts)
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,84 @@ def gateway_spec(base_port: int, auth: bool) -> ServiceSpec:
     return ServiceSpec("gateway", "services.gateway:Gateway", 0, env)
 
 
+class Supervisor:
+    """Keeps the services of ``genserve serve`` running.
+
+    A service that exits is started again after a backoff (1 s, doubling up to 30 s; back
+    to 1 s once it has stayed up for a minute), while the others keep serving: the
+    gateway's health probe answers 503 for that model meanwhile. Each restart counts in
+    ``genserve_service_restarts_total{service}`` (served on the supervisor's own metrics
+    port). ``stop`` takes the gateway down first, so nothing new comes in, then every
+    model service together, each within its grace period.
+    """
+
+    MIN_BACKOFF_S, MAX_BACKOFF_S, STABLE_S = 1.0, 30.0, 60.0
+
+    def __init__(self, specs: list[ServiceSpec], host: str, base_port: int) -> None:
+        self.specs = specs
+        self.host, self.base_port = host, base_port
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.started: dict[str, float] = {}
+        self.backoff = {s.name: self.MIN_BACKOFF_S for s in specs}
+        self.due: dict[str, float] = {}  # name -> when to start it again
+
+    def start(self, spec: ServiceSpec) -> None:
+        bind = self.host if spec.name == "gateway" else "127.0.0.1"
+        env = dict(spec.env)
+        if spec.name == "gateway":
+            env["GENSERVE_GATEWAY_GRPC_HOST"] = self.host
+        port = self.base_port + spec.offset
+        self.procs[spec.name] = spawn(spec.target, bind, port, env, cpus=spec.cpus)
+        self.started[spec.name] = time.monotonic()
+
+    def start_all(self) -> None:
+        for spec in self.specs:
+            self.start(spec)
+
+    def url(self, spec: ServiceSpec) -> str:
+        return f"http://127.0.0.1:{self.base_port + spec.offset}"
+
+    def check(self, now: float | None = None) -> None:
+        """Restart what has exited, once its backoff has passed."""
+        now = time.monotonic() if now is None else now
+        for spec in self.specs:
+            proc = self.procs[spec.name]
+            if spec.name in self.due:
+                if now >= self.due[spec.name]:
+                    del self.due[spec.name]
+                    SERVICE_RESTARTS.labels(spec.name).inc()
+                    self.start(spec)
+                continue
+            if proc.poll() is None:
+                if now - self.started[spec.name] > self.STABLE_S:
+                    self.backoff[spec.name] = self.MIN_BACKOFF_S
+                continue
+            proc.wait()
+            # What is left of its group (a worker whose arbiter was killed) goes too.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            wait = self.backoff[spec.name]
+            self.backoff[spec.name] = min(self.MAX_BACKOFF_S, wait * 2)
+            self.due[spec.name] = now + wait
+            print(
+                f"genserve: {spec.name} exited ({proc.returncode}); restarting in {wait:g} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        """The gateway first, then every model service at once, each given ``grace_s``."""
+        gateway = [p for n, p in self.procs.items() if n == "gateway"]
+        models = [p for n, p in self.procs.items() if n != "gateway"]
+        for group in (gateway, models):
+            for proc in group:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            for proc in group:
+                stop(proc, timeout=max(0.1, deadline - time.monotonic()))
+
+
 def serve(
     host: str = "127.0.0.1",
     base_port: int = kinds.DEFAULT_BASE_PORT,
@@ -123,35 +206,25 @@ def serve(
     timeout: float = 120.0,
     budget: bool = True,
 ) -> int:
-    """Start every service and the gateway; returns when they stop. ``budget``: give each
-    model service its share of the CPUs (genserve.cpus), or let them all use every one."""
-    gateway = gateway_spec(base_port, auth)
-    procs: list[tuple[ServiceSpec, subprocess.Popen[bytes]]] = []
-    for spec in (*model_services(budget), gateway):
-        bind = host if spec is gateway else "127.0.0.1"
-        env = {**spec.env, "GENSERVE_GATEWAY_GRPC_HOST": host} if spec is gateway else spec.env
-        port = base_port + spec.offset
-        procs.append((spec, spawn(spec.target, bind, port, env, cpus=spec.cpus)))
-
-    def stop_all() -> None:
-        for _spec, p in procs:
-            stop(p)
-
-    def on_sigterm(*_args: object) -> None:
-        stop_all()
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, on_sigterm)
+    """Start every service and the gateway, keep them running (restarting any that exits)
+    until Ctrl-C or SIGTERM, then stop them in order. ``budget``: give each model service
+    its share of the CPUs (genserve.cpus), or let them all use every one."""
+    specs = [*model_services(budget), gateway_spec(base_port, auth)]
+    supervisor = Supervisor(specs, host, base_port)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_args: stopping.set())
+    supervisor.start_all()
     try:
         deadline = time.monotonic() + timeout
-        for spec, p in procs:  # they start together: waiting in turn costs nothing
+        for spec in specs:  # they start together: waiting in turn costs nothing
             try:
-                wait_ready(
-                    f"http://127.0.0.1:{base_port + spec.offset}", p, deadline - time.monotonic()
-                )
+                proc = supervisor.procs[spec.name]
+                wait_ready(supervisor.url(spec), proc, deadline - time.monotonic())
             except (RuntimeError, TimeoutError) as exc:
                 print(f"genserve: {spec.name}: {exc}", file=sys.stderr)
                 return 1
+        metrics_port = base_port + SUPERVISOR_OFFSET
+        prometheus_client.start_http_server(metrics_port, addr="127.0.0.1")
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
         url = f"http://{shown}:{base_port}"
         mode = (
@@ -163,15 +236,15 @@ def serve(
         print(f"  playground  {url}/")
         print(f"  REST        {url}/v1   (docs {url}/docs)")
         print(f"  OIP v2      {url}/v2   gRPC {shown}:{base_port + GRPC_OFFSET}")
-        print(f"  metrics     {url}/metrics")
-        budgets = [f"{s.name} {cpus.format_list(s.cpus)}" for s, _p in procs if s.cpus]
+        print(f"  metrics     {url}/metrics   (supervisor: http://127.0.0.1:{metrics_port}/)")
+        budgets = [f"{s.name} {cpus.format_list(s.cpus)}" for s in specs if s.cpus]
         if budgets:
             print(f"  CPUs        {', '.join(budgets)} (--cpus all: no budget)")
         print("Ctrl-C stops everything.", flush=True)
-        while all(p.poll() is None for _spec, p in procs):
-            time.sleep(0.5)
-        return 1
+        while not stopping.wait(0.25):
+            supervisor.check()
+        return 0
     except KeyboardInterrupt:
         return 0
     finally:
-        stop_all()
+        supervisor.stop()

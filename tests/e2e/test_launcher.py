@@ -1,4 +1,5 @@
-"""`genserve serve` (what `make up` runs) brings the whole graph up and takes it down."""
+"""`genserve serve` (what `make up` runs) brings the whole graph up, keeps it up (a
+service that dies is restarted) and takes it down in order."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from tests.e2e.conftest import free_port
 pytestmark = pytest.mark.e2e
 
 
-OFFSETS = (0, 1, 10, 11, 12)  # gateway, its gRPC, gan, translation, imagegen
+OFFSETS = (0, 1, 2, 10, 11, 12)  # gateway, its gRPC, supervisor, gan, translation, imagegen
 
 
 def test_serve_starts_every_service_and_stops_them() -> None:
@@ -72,9 +73,28 @@ def test_serve_starts_every_service_and_stops_them() -> None:
                 assert p.cpu_affinity() == wanted, (name, p.cmdline())
             worker = owner.children(recursive=True)[-1]
             assert worker.num_threads() < 16  # not a pool per machine core
+        # A service that dies is restarted; the others keep serving meanwhile.
+        gan = next(c for c in children if _listens(c, base + 10))
+        for p in (*gan.children(recursive=True), gan):
+            p.kill()
+        killed = time.monotonic()
+        r = httpx.post(url + "/v1/samples", json={"seed": 1}, timeout=5)
+        while r.status_code == 200 and time.monotonic() - killed < 1:  # probe's turn
+            r = httpx.post(url + "/v1/samples", json={"seed": 1}, timeout=5)
+        assert r.status_code == 503 and time.monotonic() - killed < 1.5, r.text
+        assert r.headers["retry-after"]
+        t = httpx.post(url + "/v1/translate", json={"texts": ["I am a student."]}, timeout=30)
+        assert t.status_code == 200
+        while time.monotonic() - killed < 60 and r.status_code != 200:
+            time.sleep(0.25)
+            r = httpx.post(url + "/v1/samples", json={"seed": 1}, timeout=5)
+        assert r.status_code == 200, "the supervisor brought the GAN service back"
+        metrics = httpx.get(f"http://127.0.0.1:{base + 2}/metrics").text
+        assert 'genserve_service_restarts_total{service="gan"} 1.0' in metrics
+        children = psutil.Process(proc.pid).children(recursive=True)
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        assert proc.wait(timeout=60) == 0
     time.sleep(0.5)
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 
