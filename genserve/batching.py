@@ -7,8 +7,8 @@ requests that arrive while a call runs wait for it and then share the next call,
 batches grow with the load instead of with a timer. ``max_latency_ms`` (0 by default)
 adds a wait for company when the model is idle. A call joins up to ``max_batch_size``
 rows of compatible requests in queue order, runs ``run(rows, key)`` in a worker thread
-and hands each request back its own slice of the results. The queue is bounded in rows: a request that would overflow it is
-refused at once with ``Overloaded``.
+and hands each request back its own slice of the results. The queue is bounded in
+rows: a request that would overflow it is refused at once with ``Overloaded``.
 
 Rows are independent in the models batched here, so a request's result does not
 depend on what it was batched with.

@@ -1,7 +1,7 @@
 """A core budget per service: which CPUs each model service of one machine runs on.
 
 Left alone, every ONNX Runtime session uses every core, so three services on two cores
-run six or more compute threads that fight over them, and a one-sentence translation
+run six or more compute threads that fight over them, and a one-sentence request
 waits behind an image. ``genserve serve`` therefore gives each model service a share of
 the CPUs this process may use, in proportion to its kind's ``cpu_weight``, as a CPU
 affinity its process and every thread it starts inherit; ONNX Runtime then sizes its
@@ -37,7 +37,7 @@ def _quota(cgroup: Path) -> float | None:
     try:
         v2 = cgroup / "cpu.max"
         if v2.is_file():
-            quota, period = (v2.read_text().split() + ["100000"])[:2]
+            quota, period = [*v2.read_text().split(), "100000"][:2]
             return None if quota == "max" else int(quota) / int(period)
         v1 = cgroup / "cpu"
         quota_us = int((v1 / "cpu.cfs_quota_us").read_text())
