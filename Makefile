@@ -13,7 +13,7 @@ AUTH ?= off
 SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test install system protos models lint typecheck bench clean
+.PHONY: up test install system protos models lint typecheck bench loadtest clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,16 @@ $(VENV)/.installed: requirements/serve.txt requirements/dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+# The KServe Python SDK in an environment of its own, as its users run it (it cannot share
+# .venv: it pins psutil<6); tests/e2e/test_kserve_sdk.py drives the gateway with it.
+KSERVE_VENV := .venv-kserve
+
+$(KSERVE_VENV)/.installed: requirements/kserve.txt
+	test -x $(KSERVE_VENV)/bin/python || $(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(KSERVE_VENV)/bin/python -m pip install --quiet -r requirements/kserve.txt
 	touch $@
 
 system: $(SYSTEM_TOOLS)
@@ -50,6 +60,20 @@ $(MODELS_DIR)/%/genserve.json: $$(shell find models/$$* genserve/$$* -type f -no
 up: install models
 	GENSERVE_MODELS_DIR=$(abspath $(MODELS_DIR)) $(BIN)/genserve serve --host $(HOST) --auth $(AUTH)
 
+# make loadtest: the Locust load tests (loadtests/README.md). PROFILE=smoke|mix|ramp|spike|stress
+# (default smoke). URL=http://127.0.0.1:3000 [GRPC=127.0.0.1:3001] loads a running gateway (the
+# key in GENSERVE_LOADTEST_KEY when auth is on); without URL the stack is started on free
+# loopback ports (auth off, rate limits raised) and stopped after. LOADTEST_ARGS: more options,
+# e.g. LOADTEST_ARGS="--users 22 --seconds 30 --family gan". Reports: build/loadtests/<profile>/.
+PROFILE ?= smoke
+URL ?=
+GRPC ?=
+LOADTEST_ARGS ?=
+
+loadtest: install $(if $(URL),,models)
+	GENSERVE_MODELS_DIR=$(abspath $(MODELS_DIR)) $(PY) -m loadtests --profile $(PROFILE) \
+		$(if $(URL),--url $(URL)) $(if $(GRPC),--grpc $(GRPC)) $(LOADTEST_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -57,7 +81,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install models system lint typecheck
+test: install models system lint typecheck $(KSERVE_VENV)/.installed
 	GENSERVE_MODELS_DIR=$(MODELS_DIR) $(BIN)/pytest
 
 bench: install models

@@ -29,6 +29,11 @@ class GenserveError(Exception):
     def is_client_error(self) -> bool:
         return 400 <= self.http_status < 500
 
+    def http_headers(self) -> dict[str, str]:
+        """Headers an HTTP answer with this error carries, beside the request id and
+        Retry-After (``WWW-Authenticate`` on a 401, ``Allow`` on a 405)."""
+        return {}
+
     def to_dict(self, request_id: str | None = None) -> dict[str, Any]:
         """The ``{"error": {...}}`` body. Server errors say only the request id."""
         body: dict[str, Any] = {"code": self.code}
@@ -73,9 +78,20 @@ class Conflict(GenserveError):
 
 
 class MethodNotAllowed(GenserveError):
+    """The path exists, the method does not: ``allow`` lists the methods it has."""
+
     http_status = 405
     grpc_code = "UNIMPLEMENTED"
     code = "method_not_allowed"
+
+    def __init__(
+        self, message: str, *, allow: tuple[str, ...] = (), field: str | None = "method"
+    ) -> None:
+        super().__init__(message, field=field)
+        self.allow = allow
+
+    def http_headers(self) -> dict[str, str]:
+        return {"allow": ", ".join(self.allow)} if getattr(self, "allow", ()) else {}
 
 
 class UnsupportedMediaType(GenserveError):
@@ -103,6 +119,10 @@ class Unauthenticated(GenserveError):
     http_status = 401
     grpc_code = "UNAUTHENTICATED"
     code = "unauthenticated"
+
+    def http_headers(self) -> dict[str, str]:
+        # RFC 9110: a 401 names the scheme that would be accepted.
+        return {"www-authenticate": 'Bearer realm="genserve"'}
 
 
 class Forbidden(GenserveError):

@@ -69,6 +69,13 @@ class Route:
     # A short call (a job's status, result or cancellation): the gateway gives it the
     # control timeout, not the kind's inference timeout.
     control: bool = False
+    # What its success may be besides JSON, chosen by the request's `format`
+    # ("image/png", ...): the OpenAPI document declares each.
+    media_types: tuple[str, ...] = ()
+    # Statuses its service may answer beyond those the gateway derives for every route
+    # (validation, keys, limits, a service down or slow; see services/openapi.py): another
+    # success (202 while a job stops) or the resource's own refusal (409).
+    statuses: tuple[int, ...] = ()
 
     @property
     def params(self) -> tuple[str, ...]:

@@ -22,10 +22,10 @@ from fastapi import Response
 
 from genserve import images
 from genserve.errors import InvalidInput
-from genserve.gan.api import DigitImage, DigitImages, InterpolateRequest, SampleRequest
+from genserve.gan.api import KIND, DigitImage, DigitImages, InterpolateRequest, SampleRequest
 from genserve.gan.sampler import GanSampler, Rows, to_uint8
 from genserve.metrics import SAMPLES, STAGE_SECONDS
-from services.base import ModelService
+from services.base import ModelService, service_config
 from services.wire import Limits, create_app
 
 log = logging.getLogger("genserve.gan")
@@ -39,12 +39,7 @@ app = create_app(
 )
 
 
-@bentoml.service(
-    name="gan",
-    workers=1,
-    traffic={"timeout": 30},
-    logging={"access": {"enabled": False}},  # ours carries the request id
-)
+@bentoml.service(**service_config(KIND.name, KIND.timeout_s))
 @bentoml.asgi_app(app, path="/v1")
 class GanService(ModelService[GanSampler]):
     kind_name = "gan"

@@ -26,9 +26,10 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from genserve import kinds, resources
 from genserve.config import Settings
-from services import oip_grpc, oip_http, pages, rest
+from services import oip_grpc, oip_http, openapi, pages, rest
+from services.base import service_config
 from services.frontdoor import FrontDoor, limits, state
-from services.wire import create_app
+from services.wire import add_openapi_step, create_app
 
 log = logging.getLogger("genserve.gateway")
 
@@ -37,20 +38,19 @@ app = create_app(
     "One front door to genserve's models. REST under /v1, the Open Inference Protocol v2 "
     "under /v2 (and over gRPC). Authenticate with `Authorization: Bearer <key>`. Errors: "
     '{"error": {"code", "message", "field", "request_id"}}; 400 invalid input, 401 no or '
-    "bad key, 403 key out of scope, 413 body too large, 429 rate limited, 503 overloaded "
-    "or a model service down (with Retry-After), 504 a model service too slow.",
+    "bad key (WWW-Authenticate), 403 key out of scope, 404 no such path, model or job, "
+    "405 a method the path does not have (Allow lists its methods), 409 a job's result "
+    "before it succeeded, 413 body too large, 415 not JSON, 429 rate limited, 503 "
+    "overloaded or a model service down (with Retry-After), 504 a model service too slow. "
+    "Each operation lists the statuses it can answer.",
     limits,
 )
 app.include_router(oip_http.router)
 pages.add_playground(app)
+add_openapi_step(app, openapi.finish)  # statuses, media types, keys, the protocol's JSON
 
 
-@bentoml.service(
-    name="gateway",
-    workers=1,
-    traffic={"timeout": 600},
-    logging={"access": {"enabled": False}},  # ours carries the request id
-)
+@bentoml.service(**service_config("gateway", 600))
 @bentoml.asgi_app(app, path="/")
 class Gateway:
     def __init__(self) -> None:

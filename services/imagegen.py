@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from genserve import images
 from genserve.errors import Conflict, InvalidInput
 from genserve.imagegen.api import (
+    KIND,
     GeneratedImage,
     GeneratedImages,
     ImagegenSettings,
@@ -35,7 +36,7 @@ from genserve.imagegen.api import (
 from genserve.imagegen.jobs import Job, JobStore
 from genserve.imagegen.pipeline import ImageParams, ImagePipeline, ImageRow
 from genserve.metrics import JOBS_IN_PROGRESS, SAMPLES, STAGE_SECONDS, UNET_STEP_SECONDS
-from services.base import ModelService
+from services.base import ModelService, service_config
 from services.wire import Limits, create_app
 
 PREVIEW_SIDE = 64
@@ -50,12 +51,7 @@ app = create_app(
 )
 
 
-@bentoml.service(
-    name="imagegen",
-    workers=1,
-    traffic={"timeout": 300},
-    logging={"access": {"enabled": False}},  # ours carries the request id
-)
+@bentoml.service(**service_config(KIND.name, KIND.timeout_s))
 @bentoml.asgi_app(app, path="/v1")
 class ImagegenService(ModelService[ImagePipeline]):
     kind_name = "imagegen"

@@ -6,16 +6,29 @@ the same event loop as its HTTP app (started by a BentoML startup hook). It shar
 gateway's keys, rate limits, service health and protocol code: one process, one set of
 limits, no extra hop. The API key travels as ``authorization: Bearer <key>`` metadata,
 the request id as ``x-request-id``; errors carry the gRPC code from genserve's error table.
+
+The same port serves ``grpc.health.v1.Health`` (for ``""`` and the inference service:
+SERVING while every model service is ready, as /v2/health/ready) and server reflection
+(v1alpha, what grpcurl asks), both without a key and never rate limited: probes carry none.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import inspect
 import logging
+import math
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
 import numpy as np
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import DecodeError
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from genserve import kinds
 from genserve.errors import GenserveError, InvalidInput
@@ -67,14 +80,22 @@ def request_from_proto(msg: pb.ModelInferRequest) -> InferRequest:
     inputs = []
     for i, t in enumerate(msg.inputs):
         where = f"inputs[{i}]"
-        if t.datatype not in DATATYPES or t.datatype == "FP16":
+        # FP16 has no typed contents field: raw only, as Triton
+        if t.datatype not in DATATYPES or (t.datatype == "FP16" and not raw):
             raise InvalidInput(f"unsupported datatype {t.datatype!r}", field=f"{where}.datatype")
         shape = check_shape(list(t.shape), f"{where}.shape")
         if raw:
+            if t.HasField("contents"):
+                raise InvalidInput(
+                    "an input is in raw_input_contents or in contents, not both",
+                    field=f"{where}.contents",
+                )
             data = tensor_from_raw(raw[i], t.datatype, shape, where)
         else:
+            # Typed by protobuf (bool_contents holds bools, int64_contents integers), so
+            # no value can be of another kind; only its range is checked.
             values = list(getattr(t.contents, _CONTENTS[t.datatype]))
-            if len(values) != int(np.prod(shape)):
+            if len(values) != math.prod(shape):
                 raise InvalidInput(f"contents do not fill shape {shape}", field=f"{where}.contents")
             try:
                 data = np.array(values, dtype=DATATYPES[t.datatype]).reshape(shape)
@@ -206,12 +227,143 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         return await self._guarded("ModelInfer", context, _model_scope(request.model_name), call)
 
 
+INFERENCE_SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+
+
+class Health(health_pb2_grpc.HealthServicer):
+    """grpc.health.v1.Health for ``""`` (the server) and the inference service: SERVING
+    while ``ready()`` (the data plane's server readiness), NOT_SERVING otherwise and from
+    shutdown on. Check reads it afresh; Watch streams each change, which ``update()`` (run
+    every ``POLL_S``) finds. grpcio-health-checking's own servicer is not used: it is set by
+    hand, and its Watch stops hearing changes when another watcher of the service leaves."""
+
+    SERVICES = ("", INFERENCE_SERVICE)
+    POLL_S = 0.25
+
+    def __init__(self, ready: Callable[[], bool]) -> None:
+        self.ready = ready
+        self.serving = False
+        self.stopping = False
+        self.changed = asyncio.Event()  # set, and replaced, on every change
+
+    def update(self) -> None:
+        serving = not self.stopping and self.ready()
+        if serving != self.serving:
+            self.serving = serving
+            self.changed.set()
+            self.changed = asyncio.Event()
+
+    def status(self, service: str) -> Any:
+        if service not in self.SERVICES:
+            return _UNKNOWN
+        return _SERVING if self.serving else _NOT_SERVING
+
+    async def Check(self, request: Any, context: Any) -> health_pb2.HealthCheckResponse:
+        self.update()
+        if request.service not in self.SERVICES:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}")
+        return health_pb2.HealthCheckResponse(status=self.status(request.service))
+
+    async def Watch(
+        self, request: Any, context: Any
+    ) -> AsyncIterator[health_pb2.HealthCheckResponse]:
+        self.update()
+        last = None
+        while True:
+            changed = self.changed
+            status = self.status(request.service)
+            if status != last:
+                yield health_pb2.HealthCheckResponse(status=status)
+                last = status
+            await changed.wait()
+
+    async def poll(self) -> None:
+        while True:
+            self.update()
+            await asyncio.sleep(self.POLL_S)
+
+
+class Malformed:
+    """A request whose bytes are not its message (truncated, a string that is not UTF-8):
+    answered INVALID_ARGUMENT, not grpc's UNKNOWN naming the parser's exception."""
+
+    def __init__(self, message_type: Any) -> None:
+        self.message = f"the request is not a valid {message_type.DESCRIPTOR.full_name}"
+
+
+def _lenient(message_type: Any) -> Callable[[bytes], Any]:
+    def parse(raw: bytes) -> Any:
+        try:
+            return message_type.FromString(raw)
+        except DecodeError:
+            return Malformed(message_type)
+
+    return parse
+
+
+def _refusing_malformed(method: Any, streaming: bool) -> Any:
+    if streaming:
+
+        async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            if isinstance(request, Malformed):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+            async for answer in method(request, context):
+                yield answer
+
+        return stream
+
+    async def unary(request: Any, context: Any) -> Any:
+        if isinstance(request, Malformed):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+        answer = method(request, context)  # a base class's stub (UNIMPLEMENTED) is not async
+        return await answer if inspect.isawaitable(answer) else answer
+
+    return unary
+
+
+def add_service(
+    server: grpc.aio.Server, service: ServiceDescriptor, messages: Any, servicer: Any
+) -> None:
+    """A servicer's calls, as the generated ``add_..._to_server`` adds them, except that
+    a request that does not parse is INVALID_ARGUMENT (unary and server-streaming calls)."""
+    handlers = {}
+    for method in service.methods:
+        assert not method.client_streaming, method.full_name
+        request = getattr(messages, method.input_type.name)
+        response = getattr(messages, method.output_type.name)
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = make(
+            _refusing_malformed(getattr(servicer, method.name), method.server_streaming),
+            request_deserializer=_lenient(request),
+            response_serializer=response.SerializeToString,
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )
+    server.add_registered_method_handlers(service.full_name, handlers)
+
+
 class GrpcServer:
-    def __init__(self, server: grpc.aio.Server, port: int) -> None:
+    def __init__(self, server: grpc.aio.Server, port: int, health: Health) -> None:
         self.server = server
         self.port = port
+        self.health = health
+        self.poller = asyncio.create_task(health.poll())
 
     async def stop(self, grace_s: float = 5.0) -> None:
+        self.health.stopping = True
+        self.health.update()  # NOT_SERVING to every watcher before the port closes
+        self.poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.poller
         await self.server.stop(grace_s)
 
 
@@ -225,10 +377,15 @@ async def start(
             ("grpc.max_send_message_length", 256 * 1024 * 1024),
         ]
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(Servicer(dataplane, guard), server)
+    inference = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    add_service(server, inference, pb, Servicer(dataplane, guard))
+    health = Health(dataplane.server_ready)
+    add_service(server, health_pb2.DESCRIPTOR.services_by_name["Health"], health_pb2, health)
+    services = (INFERENCE_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(services, server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot bind the gRPC port {host}:{port}")
     await server.start()
-    log.info("gRPC (inference.GRPCInferenceService) on %s:%d", host, bound)
-    return GrpcServer(server, bound)
+    log.info("gRPC (%s) on %s:%d", ", ".join(services), host, bound)
+    return GrpcServer(server, bound, health)

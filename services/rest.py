@@ -19,6 +19,7 @@ from genserve.errors import NotFound
 from genserve.kinds import ModelKind, Route
 from services.backends import PASSED_BACK
 from services.frontdoor import state
+from services.openapi import calls_a_service
 from services.wire import REQUEST_ID_HEADER, request_id_var
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a path parameter (a job id): no dots, no slashes
@@ -94,6 +95,7 @@ async def models() -> dict[str, Any]:
     }
 
 
+@calls_a_service
 async def model(name: str, request: Request) -> Response:
     """A model's manifest summary and execution provider, from its service."""
     state.backends.get(name)

@@ -15,13 +15,14 @@ import bentoml
 
 from genserve.metrics import TOKENS
 from genserve.translation.api import (
+    KIND,
     Attention,
     TranslateRequest,
     TranslateResponse,
     TranslationOut,
 )
 from genserve.translation.translator import Options, Translator
-from services.base import ModelService
+from services.base import ModelService, service_config
 from services.wire import Limits, create_app
 
 log = logging.getLogger("genserve.translation")
@@ -35,12 +36,7 @@ app = create_app(
 )
 
 
-@bentoml.service(
-    name="translation",
-    workers=1,
-    traffic={"timeout": 60},
-    logging={"access": {"enabled": False}},  # ours carries the request id
-)
+@bentoml.service(**service_config(KIND.name, KIND.timeout_s))
 @bentoml.asgi_app(app, path="/v1")
 class TranslationService(ModelService[Translator]):
     kind_name = "translation"

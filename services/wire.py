@@ -14,13 +14,23 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import (
+    get_definitions,
+    get_fields_from_routes,
+    get_flat_models_from_fields,
+    get_model_name_map,
+)
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genserve.errors import (
@@ -59,7 +69,7 @@ def retry_after(seconds: float) -> str:
 def error_response(exc: GenserveError, path: str = "") -> JSONResponse:
     """The error as JSON. Under /v2 the inference protocol wants ``"error"`` to be the
     message string (tritonclient reads it so); code, field and request id sit beside it."""
-    headers = {REQUEST_ID_HEADER: request_id_var.get()}
+    headers = {**exc.http_headers(), REQUEST_ID_HEADER: request_id_var.get()}
     if exc.retry_after_s is not None:
         headers["retry-after"] = retry_after(exc.retry_after_s)
     body = exc.to_dict(request_id_var.get())
@@ -68,6 +78,45 @@ def error_response(exc: GenserveError, path: str = "") -> JSONResponse:
         body = {**fields, "error": fields["message"]}
         del body["message"]
     return JSONResponse(body, exc.http_status, headers=headers)
+
+
+def _methods(routes: Iterable[BaseRoute], scope: Scope) -> set[str] | None:
+    found: set[str] | None = None
+    for context in iter_route_contexts(list(routes)):  # FastAPI's included routers too
+        route = context.original_route
+        if isinstance(route, Mount):
+            match, child = route.matches(scope)
+            if match == Match.NONE:
+                continue
+            if isinstance(route.app, StaticFiles):
+                inner: set[str] | None = {"GET", "HEAD"}
+            else:
+                inner = _methods(route.routes, {**scope, **child})
+            if inner is not None:
+                found = (found or set()) | inner
+            continue
+        methods = context.methods
+        if methods is None:
+            continue  # a route that takes every method is a catch-all, not a resource
+        if context.matches(scope)[0] != Match.NONE:
+            found = (found or set()) | set(methods)
+    return found
+
+
+def methods_at(scope: Scope) -> set[str] | None:
+    """The methods the app's routes take at the request's path; None when no route has
+    this path (a route that takes any method, the gateway's catch-all, does not count)."""
+    router = getattr(scope.get("app"), "router", None)
+    return _methods(getattr(router, "routes", ()), scope)
+
+
+def method_not_allowed(scope: Scope, allowed: Iterable[str]) -> MethodNotAllowed:
+    """405 for a path that exists under other methods, which ``Allow`` lists."""
+    allow = tuple(sorted(allowed))
+    method = printable(str(scope.get("method", "")))
+    return MethodNotAllowed(
+        f"{method} is not allowed here; this path takes {', '.join(allow)}", allow=allow
+    )
 
 
 class Limits:
@@ -128,12 +177,82 @@ def configure_logging() -> None:
     logger.propagate = False
 
 
+# Request content codings (Content-Encoding) and their zlib window bits; "deflate" is the
+# zlib format in HTTP (RFC 9110), and a raw deflate stream is read too, as browsers do.
+CONTENT_CODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
+_CODING_HEADERS = (b"content-encoding", b"content-length")
+
+
+class Inflater:
+    """A compressed body inflated as it arrives, never past the limit: a zip bomb stops at
+    limit + 1 bytes of output (zlib's max_length), whatever it would grow to."""
+
+    def __init__(self, coding: str, limit: int) -> None:
+        self.coding, self.limit = coding, limit
+        self.out = bytearray()
+        self.head = b""  # the first bytes, until the zlib header can be told from raw deflate
+        self.z: Any = None
+
+    def _corrupt(self, why: str) -> InvalidInput:
+        return InvalidInput(f"request body is not valid {self.coding} data: {why}", field="body")
+
+    def feed(self, data: bytes) -> None:
+        if self.z is None:
+            self.head += data
+            if len(self.head) < 2:
+                return
+            data, self.head = self.head, b""
+            wbits = CONTENT_CODINGS[self.coding]
+            if wbits == 15 and not (data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0):
+                wbits = -15  # no zlib header: raw deflate
+            self.z = zlib.decompressobj(wbits)
+        while data:
+            if self.z.eof:  # another gzip member may follow; anything else is refused
+                if CONTENT_CODINGS[self.coding] != 31:
+                    raise self._corrupt("bytes follow the end of the stream")
+                self.z = zlib.decompressobj(31)
+            try:
+                self.out += self.z.decompress(data, self.limit + 1 - len(self.out))
+            except zlib.error as exc:
+                raise self._corrupt(str(exc)) from None
+            if len(self.out) > self.limit:
+                raise PayloadTooLarge(
+                    f"request body inflates past the limit of {self.limit} bytes", field="body"
+                )
+            data = self.z.unused_data  # bytes after this member (max_length left none unread)
+
+    def finish(self) -> bytes:
+        if self.z is None and not self.head:
+            return b""  # no body at all
+        if self.z is None or not self.z.eof:
+            raise self._corrupt("the stream is cut short")
+        return bytes(self.out)
+
+
+def inflater(headers: dict[str, str], limit: int) -> Inflater | None:
+    """The body's decoder from its Content-Encoding: None for identity; 415 for a coding
+    not served (or more than one)."""
+    given = headers.get("content-encoding", "")
+    codings = [c.strip() for c in given.lower().split(",")]
+    codings = [c for c in codings if c not in ("", "identity")]
+    if not codings:
+        return None
+    if len(codings) > 1 or codings[0] not in CONTENT_CODINGS:
+        raise UnsupportedMediaType(
+            f"content-encoding must be gzip, deflate or identity, got {printable(given)!r}",
+            field="content-encoding",
+        )
+    return Inflater(codings[0], limit)
+
+
 async def read_body(
     scope: Scope, receive: Receive, headers: dict[str, str], limits: Limits
 ) -> bytes | None:
     """A request's whole body, refused before the app sees a byte of it when its content
-    type is not accepted (415) or it is over the limit (413), whether or not it declared
-    a Content-Length (a chunked upload is counted as it is read). None: the client left."""
+    type or coding is not accepted (415) or it is over the limit (413), whether or not it
+    declared a Content-Length (a chunked upload is counted as it is read). A gzip or
+    deflate body is inflated as it is read, and the limit holds for what it inflates to
+    (413), a corrupt stream is 400. None: the client left."""
     limit = limits.max_body_bytes
     ctype = headers.get("content-type", "").split(";")[0].strip().lower()
     length = headers.get("content-length", "")
@@ -142,18 +261,24 @@ async def read_body(
             f"content-type must be application/json, got {ctype or 'none'!r}",
             field="content-type",
         )
-    if length.isdigit() and int(length) > limit:
+    decoder = inflater(headers, limit)
+    if length.isascii() and length.isdigit() and (len(length) > 18 or int(length) > limit):
         raise PayloadTooLarge(f"request body is {length} bytes; the limit is {limit}", field="body")
-    body, more = bytearray(), True
+    body, received, more = bytearray(), 0, True
     while more:
         message = await receive()
         if message["type"] != "http.request":
             return None
-        body += message.get("body", b"")
+        chunk = message.get("body", b"")
         more = message.get("more_body", False)
-        if len(body) > limit:
+        received += len(chunk)
+        if received > limit:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", field="body")
-    return bytes(body)
+        if decoder is None:
+            body += chunk
+        else:
+            decoder.feed(chunk)
+    return bytes(body) if decoder is None else decoder.finish()
 
 
 def invalid_input(errors: Sequence[Any]) -> InvalidInput:
@@ -201,11 +326,21 @@ class WireMiddleware:
             try:
                 read = await read_body(scope, receive, headers, self.limits)
             except GenserveError as exc:
-                await error_response(exc, scope["path"])(scope, receive, send)
-                return
+                # The path and the method come first: a request no route takes (an
+                # unknown path, a wrong method) gets the app's 404 or 405, not 413/415.
+                # Looked up only here, off the path of every good request.
+                if takes(scope):
+                    await error_response(exc, scope["path"])(scope, receive, send)
+                    return
+                read = b""
             if read is None:
                 return  # the client went away
             body = read
+            if "content-encoding" in headers:  # the app sees the inflated body as sent plain
+                scope["headers"] = [
+                    *(h for h in scope["headers"] if h[0].lower() not in _CODING_HEADERS),
+                    (b"content-length", str(len(body)).encode()),
+                ]
         replayed = False
 
         async def replay() -> Message:
@@ -259,7 +394,13 @@ def create_app(title: str, description: str, limits: Limits) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = {404: NotFound, 405: MethodNotAllowed}.get(exc.status_code, InvalidInput)
+        if exc.status_code == 405:  # Starlette's Allow names only the first route it found
+            allowed = methods_at(request.scope)
+            if allowed is None:
+                given = (exc.headers or {}).get("Allow", "")
+                allowed = {m.strip() for m in given.split(",") if m.strip()}
+            return error_response(method_not_allowed(request.scope, allowed), request.url.path)
+        kind = {404: NotFound}.get(exc.status_code, InvalidInput)
         return error_response(kind(str(exc.detail)), request.url.path)
 
     @app.exception_handler(GenserveError)
@@ -274,4 +415,75 @@ def create_app(title: str, description: str, limits: Limits) -> FastAPI:
         return error_response(GenserveError("unhandled error"), request.url.path)
 
     app.add_middleware(WireMiddleware, limits=limits)
+    app.openapi = OpenAPIDocument(app)  # type: ignore[method-assign]
     return app
+
+
+def takes(scope: Scope) -> bool:
+    """Whether a route of the app takes this request's method at its path (True when the
+    app's routes cannot be read: then the body is read as before)."""
+    if getattr(scope.get("app"), "router", None) is None:
+        return True
+    return scope["method"] in (methods_at(scope) or ())
+
+
+OpenAPIStep = Callable[[FastAPI, dict[str, Any]], None]
+
+
+class OpenAPIDocument:
+    """An app's ``openapi()``: FastAPI's document, finished once per build by ``steps``
+    (every app: exact numbers; the gateway adds its own, services/openapi.py)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.steps: list[OpenAPIStep] = [exact_numbers]
+        self._finished: dict[str, Any] | None = None
+
+    def __call__(self) -> dict[str, Any]:
+        doc = FastAPI.openapi(self.app)  # built again only when the routes change
+        if doc is not self._finished:
+            for step in self.steps:
+                step(self.app, doc)
+            self._finished = doc
+        return doc
+
+
+def add_openapi_step(app: FastAPI, step: OpenAPIStep) -> None:
+    cast(OpenAPIDocument, app.openapi).steps.append(step)
+
+
+_NUMBER_KEYWORDS = frozenset(
+    {"multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum"}
+)
+
+
+def exact_numbers(app: FastAPI, doc: dict[str, Any]) -> None:
+    """Bounds as pydantic wrote them. FastAPI passes the document through its OpenAPI
+    models, whose ``maximum`` (and the other numeric keywords) are floats: 2**64-1 came
+    out as 1.8446744073709552e+19, which is 2**64. Each schema FastAPI put in
+    ``components`` gets back the exact number it was built from, by the same calls."""
+    fields = get_fields_from_routes(list(app.routes))
+    names = get_model_name_map(get_flat_models_from_fields(fields, known_models=set()))
+    _, exact = get_definitions(
+        fields=fields,
+        model_name_map=names,
+        separate_input_output_schemas=app.separate_input_output_schemas,
+    )
+    schemas = doc.get("components", {}).get("schemas", {})
+    for name, schema in schemas.items():
+        if name in exact:
+            _restore(schema, exact[name])
+
+
+def _restore(coerced: Any, exact: Any) -> None:
+    if isinstance(coerced, dict) and isinstance(exact, dict):
+        for key, value in coerced.items():
+            original = exact.get(key)
+            if key in _NUMBER_KEYWORDS and isinstance(value, float) and type(original) is int:
+                if float(original) == value:
+                    coerced[key] = original
+            else:
+                _restore(value, original)
+    elif isinstance(coerced, list) and isinstance(exact, list):
+        for a, b in zip(coerced, exact, strict=False):
+            _restore(a, b)

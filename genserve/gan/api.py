@@ -132,6 +132,7 @@ KIND = ModelKind(
             "Sample digits from the GAN; the same seed gives the same bytes.",
             SampleRequest,
             DigitImages,
+            media_types=("image/png",),  # format png, grid
         ),
         Route(
             "POST",
@@ -139,6 +140,7 @@ KIND = ModelKind(
             "Walk the latent space from seed_a's image to seed_b's (GIF, PNG strip or JSON).",
             InterpolateRequest,
             DigitImages,
+            media_types=("image/gif", "image/png"),
         ),
     ),
     oip=OIP,

@@ -144,6 +144,7 @@ OIP = ModelSpec(
 )
 
 _JOB = "/v1/jobs/{job_id}"
+_IMAGE = ("image/png", "image/jpeg")  # format png, jpeg
 KIND = ModelKind(
     name="imagegen",
     title="image generation: a Stable Diffusion pipeline, an image appearing from noise",
@@ -158,6 +159,7 @@ KIND = ModelKind(
             "Generate images synchronously; `frames` adds the denoising, noise to picture.",
             ImageRequest,
             GeneratedImages,
+            media_types=_IMAGE,
         ),
         Route(
             "POST",
@@ -170,9 +172,24 @@ KIND = ModelKind(
         ),
         Route("GET", _JOB, "A job's status, progress and preview.", None, JobStatus, control=True),
         Route(
-            "GET", _JOB + "/result", "A finished job's images.", None, GeneratedImages, control=True
+            "GET",
+            _JOB + "/result",
+            "A finished job's images (409 until it has succeeded).",
+            None,
+            GeneratedImages,
+            control=True,
+            media_types=_IMAGE,
+            statuses=(409,),
         ),
-        Route("DELETE", _JOB, "Cancel a job.", None, JobStatus, control=True),
+        Route(
+            "DELETE",
+            _JOB,
+            "Cancel a job; 202 'cancelling' while a running one stops.",
+            None,
+            JobStatus,
+            control=True,
+            statuses=(202,),
+        ),
     ),
     oip=OIP,
     timeout_s=300.0,

@@ -108,7 +108,9 @@ class ModelSpec:
                     f"unknown parameter {key!r}; {self.name} takes {sorted(self.parameters)}",
                     field=f"parameters.{key}",
                 )
-            if isinstance(value, bool) or not isinstance(value, accepted):
+            # One rule for JSON and gRPC values: bool is an int to Python, never to us.
+            types = accepted if isinstance(accepted, tuple) else (accepted,)
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
                 raise InvalidInput(
                     f"parameter {key!r} has the wrong type", field=f"parameters.{key}"
                 )

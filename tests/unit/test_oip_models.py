@@ -102,3 +102,33 @@ def test_rest_fields_map_to_protocol_fields() -> None:
         "datatype": "INT64",
         "shape": (-1,),
     }
+
+
+@pytest.mark.parametrize(
+    ("model", "parameters"),
+    [
+        ("gan", {"truncation": True}),
+        ("gan", {"truncation": "0.5"}),
+        ("imagegen", {"seed": False}),
+        ("imagegen", {"steps": 6.0}),
+        ("translation", {"length_penalty": True}),
+        ("translation", {"max_new_tokens": None}),
+    ],
+)
+def test_parameters_take_no_bool_where_a_number_belongs(model: str, parameters: dict) -> None:
+    spec = MODELS[model]
+    first = spec.inputs[0]
+    value = np.zeros(1, np.int64) if first.datatype == "INT64" else np.array([b"x"], object)
+    req = request(Tensor(first.name, first.datatype, value), **parameters)
+    with pytest.raises(InvalidInput) as info:
+        spec.check(req)
+    assert info.value.field == f"parameters.{next(iter(parameters))}"
+
+
+def test_a_declared_bool_parameter_takes_a_bool_only() -> None:
+    from dataclasses import replace
+
+    spec = replace(MODELS["translation"], parameters={"flag": bool, "n": int})
+    spec.check(request(text("TEXT", "x"), flag=True, n=2))
+    with pytest.raises(InvalidInput):
+        spec.check(request(text("TEXT", "x"), flag=1))

@@ -10,7 +10,14 @@ import tritonclient.http as triton
 from tritonclient.http import _utils
 
 from genserve.errors import InvalidInput
-from genserve.protocol.tensors import Tensor, encode_response, parse_request
+from genserve.protocol.tensors import (
+    HEADER_LENGTH,
+    Tensor,
+    encode_response,
+    parse_header_length,
+    parse_request,
+    tensor_from_raw,
+)
 
 
 def _request(inputs, outputs=(), parameters=None):
@@ -153,6 +160,8 @@ _ONE = {"name": "A", "datatype": "INT32", "shape": [1], "data": [1]}
     [
         ({"inputs": [{**_ONE, "parameters": [1]}]}, "inputs[0].parameters"),
         ({"inputs": [_ONE], "outputs": 5}, "outputs"),
+        ({"inputs": [_ONE], "outputs": 0}, "outputs"),
+        ({"inputs": [_ONE], "outputs": {}}, "outputs"),
         (
             {"inputs": [_ONE], "outputs": [{"name": "B", "parameters": "x"}]},
             "outputs[0].parameters",
@@ -165,3 +174,182 @@ def test_malformed_requests_are_client_errors(doc: object, field: str) -> None:
     with pytest.raises(InvalidInput) as info:
         parse_request(body)
     assert info.value.field == field
+
+
+# -- hostile input: every malformed request is a 400 naming the field, never a 500 -------
+
+
+def _input(datatype: str, shape: list, data: object) -> bytes:
+    doc = {"inputs": [{"name": "A", "datatype": datatype, "shape": shape, "data": data}]}
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize("value", ["²", "١٢", "٣", "12 ", "+12", "-1", "", "1_0", "9" * 5000])
+def test_header_length_must_be_ascii_digits(value: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_header_length(value)
+    assert info.value.field == HEADER_LENGTH
+
+
+def test_header_length() -> None:
+    assert parse_header_length(None) is None
+    assert parse_header_length("42") == 42
+
+
+def test_bytes_data_that_is_not_unicode_is_refused() -> None:
+    body = b'{"inputs": [{"name": "A", "datatype": "BYTES", "shape": [1], "data": ["\\ud800"]}]}'
+    with pytest.raises(InvalidInput) as info:
+        parse_request(body)
+    assert info.value.field == "inputs[0].data"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            b'{"inputs": [{"name": "\\udfff", "datatype": "INT32", "shape": [1], "data": [1]}]}',
+            "inputs[0].name",
+        ),
+        (
+            b'{"inputs": [' + json.dumps(_ONE).encode() + b'], "parameters": {"\\ud800": 1}}',
+            "parameters",
+        ),
+        (b'{"inputs": [' + json.dumps(_ONE).encode() + b'], "id": "\\ud800"}', "id"),
+    ],
+)
+def test_strings_that_are_not_unicode_are_refused_anywhere(body: bytes, field: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_request(body)
+    assert info.value.field == field
+
+
+def test_escaped_surrogate_pairs_are_text() -> None:
+    pair = b'"\\ud83d\\ude00"'  # an escaped surrogate pair: one emoji, valid text
+    body = b'{"inputs": [{"name": "A", "datatype": "BYTES", "shape": [1], "data": [%s]}]}' % pair
+    assert parse_request(body).input("A").data.tolist() == ["😀".encode()]
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        [0, 1 << 62],
+        [0, 10**30],
+        [1 << 62, 0],
+        [0, 1 << 25],
+        [1] * 40,  # more dimensions than any tensor needs (numpy stops at 64)
+    ],
+)
+def test_every_dimension_is_bounded(shape: list[int]) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_request(_input("FP32", shape, []))
+    assert info.value.field == "inputs[0].shape"
+
+
+def test_empty_tensor_with_small_dimensions_is_fine() -> None:
+    assert parse_request(_input("FP32", [0, 3], [])).input("A").data.shape == (0, 3)
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data"),
+    [
+        ("INT64", [1.5]),
+        ("INT64", [1.0]),
+        ("INT64", ["7"]),
+        ("INT64", [True]),
+        ("UINT64", [False]),
+        ("INT32", [None]),
+        ("INT8", [[1, 2]]),  # a list where an element should be (shape [1], nested deeper)
+        ("BOOL", [1]),
+        ("BOOL", ["true"]),
+        ("BOOL", [0.0]),
+        ("FP32", [True]),
+        ("FP32", ["1.5"]),
+        ("FP64", [None]),
+        ("BYTES", [1]),
+        ("BYTES", [True]),
+        ("INT32", [{"a": 1}]),
+    ],
+)
+def test_json_data_must_have_the_datatypes_type(datatype: str, data: list) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_request(_input(datatype, [1], data))
+    assert info.value.field == "inputs[0].data"
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data", "expected"),
+    [
+        ("INT64", [7], [7]),
+        ("UINT64", [2**64 - 1], [2**64 - 1]),
+        ("BOOL", [True], [True]),
+        ("FP32", [1], [1.0]),
+        ("FP64", [1.5], [1.5]),
+        ("FP16", [2], [2.0]),
+        ("BYTES", ["x"], [b"x"]),
+    ],
+)
+def test_json_data_of_the_right_type(datatype: str, data: list, expected: list) -> None:
+    assert parse_request(_input(datatype, [1], data)).input("A").data.tolist() == expected
+
+
+def test_nested_json_data_is_row_major() -> None:
+    got = parse_request(_input("INT32", [2, 2], [[1, 2], [3, 4]])).input("A").data
+    assert got.tolist() == [[1, 2], [3, 4]]
+
+
+@pytest.mark.parametrize(
+    ("doc", "tail", "field"),
+    [
+        (
+            {
+                "inputs": [
+                    {
+                        "name": "A",
+                        "datatype": "UINT8",
+                        "shape": [1],
+                        "parameters": {"binary_data_size": True},
+                    }
+                ]
+            },
+            b"\x01",
+            "inputs[0].parameters.binary_data_size",
+        ),
+        (
+            {"inputs": [_ONE], "parameters": {"binary_data_output": "yes"}},
+            b"",
+            "parameters.binary_data_output",
+        ),
+        (
+            {"inputs": [_ONE], "outputs": [{"name": "B", "parameters": {"binary_data": 1}}]},
+            b"",
+            "outputs[0].parameters.binary_data",
+        ),
+        ({"inputs": [_ONE], "id": {"a": 1}}, b"", "id"),
+    ],
+)
+def test_protocol_flags_are_booleans_and_sizes_integers(doc: dict, tail: bytes, field: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_request(*_raw(doc, tail))
+    assert info.value.field == field
+
+
+def test_raw_bool_bytes_are_zero_or_one() -> None:
+    assert tensor_from_raw(b"\x00\x01", "BOOL", [2], "inputs[0]").tolist() == [False, True]
+    with pytest.raises(InvalidInput) as info:
+        tensor_from_raw(b"\x00\x02", "BOOL", [2], "inputs[0]")
+    assert info.value.field == "inputs[0].data"
+
+
+def test_kserve_shaped_requests_parse() -> None:
+    """What the KServe SDK's REST client sends (v2): model_name beside the inputs, an id,
+    null where a field is empty."""
+    doc = {
+        "id": "3f1c0a52-8d7e-4a0b-9a51-2f8c1d9e6b10",
+        "model_name": "gan",
+        "inputs": [{"name": "SEED", "shape": [2], "datatype": "INT64", "data": [1, 2]}],
+        "outputs": None,
+        "parameters": None,
+    }
+    req = parse_request(json.dumps(doc).encode())
+    assert req.id == doc["id"] and req.outputs == {} and req.parameters == {}
+    assert req.input("SEED").data.tolist() == [1, 2]
