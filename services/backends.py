@@ -28,6 +28,7 @@ from genserve.config import BackendSettings, GatewaySettings
 from genserve.errors import BackendUnavailable, GatewayTimeout, NotFound
 from genserve.kinds import DEFAULT_BASE_PORT, ModelKind
 from genserve.metrics import BACKEND_UP, UPSTREAM_SECONDS
+from services.wire import error_from_body
 
 log = logging.getLogger("genserve.gateway")
 
@@ -67,6 +68,15 @@ def backend_settings(kind: ModelKind) -> BackendSettings:
     by default the kind's own)."""
     default_url = f"http://127.0.0.1:{DEFAULT_BASE_PORT + kind.port_offset}"
     return BackendSettings.from_env(kind.name, default_url, kind.timeout_s)
+
+
+def _in_genserve_shape(answer: Upstream) -> bool:
+    """Whether an error answer is genserve's own ``{"error": {"code": ...}}`` body."""
+    try:
+        error = answer.json().get("error")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(error, dict) and isinstance(error.get("code"), str)
 
 
 class Backends:
@@ -125,7 +135,6 @@ class Backends:
             ) as r:
                 answer = Upstream(r.status, r.headers, await r.read())
             UPSTREAM_SECONDS.labels(name).observe(time.perf_counter() - started)
-            return answer
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             backend.set_state(ready=False, refused=True)
             raise BackendUnavailable(f"{name} service refused the connection: {exc}") from None
@@ -133,6 +142,11 @@ class Backends:
             raise GatewayTimeout(f"{name} service did not answer in time") from None
         except aiohttp.ClientError as exc:  # the connection broke mid-request
             raise BackendUnavailable(f"{name} service dropped the connection: {exc}") from None
+        if answer.status_code >= 400 and not _in_genserve_shape(answer):
+            # Not genserve's own answer (BentoML's 504 or 503 body, a proxy's page): the
+            # caller gets genserve's shape for that status, not a stranger's body.
+            raise error_from_body(answer)
+        return answer
 
     async def probe(self, backend: Backend) -> None:
         timeout = aiohttp.ClientTimeout(

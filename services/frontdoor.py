@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from pydantic import ValidationError
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -134,9 +135,9 @@ def access_of(path: str) -> Access:
 
 def route_of(app: FastAPI, scope: Scope) -> str:
     """The route template a request matched (``/v1/jobs/{job_id}``): a bounded label."""
-    for route in app.router.routes:
-        if route.matches(scope)[0] == Match.FULL:
-            path = getattr(route, "path", "")
+    for context in iter_route_contexts(list(app.router.routes)):  # included routers too
+        if context.matches(scope)[0] == Match.FULL:
+            path = context.path or ""
             return "unmatched" if path == "/{path:path}" else path or "unmatched"
     return "unmatched"
 

@@ -28,6 +28,7 @@ from genserve.imagegen.pipeline import (
     UNET_FILE,
     VAE_FILE,
 )
+from genserve.limits import MAX_SIDE
 from genserve.runtime import OnnxSession
 
 OPSET = 18
@@ -141,6 +142,10 @@ def export(folder: Path, out_dir: Path, *, tolerance: float = 1e-3) -> dict[str,
         "vae_scale_factor": scale,
         "latent_channels": latent_ch,
         "default_size": size * scale,
+        # The largest side served: twice the trained size (beyond it a UNet's attention
+        # over the latent grows as the fourth power of the side and the pictures fall
+        # apart), never above the API's bound.
+        "max_size": min(MAX_SIDE, 2 * size * scale),
         "max_tokens": max_tokens,
         "pad_token_id": int(pipe.tokenizer.pad_token_id),
         "eos_token_id": int(pipe.tokenizer.eos_token_id),

@@ -117,10 +117,15 @@ class ImagePipeline(ServedModel[ImageParams]):
             raise InvalidInput(f"steps must be in [1, {MAX_STEPS}]", field="steps")
         if not 0.0 <= params.guidance <= 30.0:
             raise InvalidInput("guidance_scale must be in [0, 30]", field="guidance_scale")
+        # A model folder says how large it serves (export: twice its trained size);
+        # one exported before it did gets the API's bound.
+        largest = min(MAX_SIDE, int(self.config.get("max_size", MAX_SIDE)))
         for name, side in (("width", params.width), ("height", params.height)):
-            if side % 8 or not MIN_SIDE <= side <= MAX_SIDE:
+            if side % 8 or not MIN_SIDE <= side <= largest:
                 raise InvalidInput(
-                    f"{name} must be a multiple of 8 in [{MIN_SIDE}, {MAX_SIDE}]", field=name
+                    f"{name} must be a multiple of 8 in [{MIN_SIDE}, {largest}] for this "
+                    f"model (trained at {self.config['default_size']})",
+                    field=name,
                 )
         for p in prompts:
             if len(p) > MAX_PROMPT_CHARS:

@@ -495,3 +495,17 @@ def test_grpc_down_service_is_unavailable_at_once(fragile: dict) -> None:
     with pytest.raises(InferenceServerException, match="UNAVAILABLE"):
         client.infer("imagegen", [prompt])
     assert time.perf_counter() - started < 1.0
+
+
+def test_metrics_label_every_protocol_by_its_route_template(
+    gateway: Server, api_keys: dict[str, str]
+) -> None:
+    client = triton_http.InferenceServerClient(gateway.url.removeprefix("http://"))
+    seeds = triton_http.InferInput("SEED", [1], "INT64")
+    seeds.set_data_from_numpy(np.array([5], dtype=np.int64))
+    client.infer("gan", [seeds], headers=auth(api_keys["full"]))
+    assert client.is_model_ready("gan", headers=auth(api_keys["full"]))
+    text = httpx.get(gateway.url + "/metrics", headers=auth(api_keys["ops"])).text
+    lines = [x for x in text.splitlines() if x.startswith("genserve_gateway_requests_total{")]
+    for route in ("/v2/models/{name}/infer", "/v2/models/{name}/ready"):
+        assert any(f'route="{route}"' in x for x in lines), route

@@ -93,6 +93,8 @@ def test_job_progress_preview_result_and_cancel(imagegen_server: Server) -> None
 BAD = [
     ({"prompt": PROMPT, "width": 33}, "width"),
     ({"prompt": PROMPT, "width": 4096}, "width"),
+    # within the API's bound, beyond what the demo model serves (2x its 32): once a 500
+    ({"prompt": PROMPT, "width": 1024, "height": 1024, "steps": 2}, "width"),
     ({"prompt": PROMPT, "steps": 0}, "steps"),
     ({"prompt": PROMPT, "steps": 500}, "steps"),
     ({"prompt": PROMPT, "guidance_scale": -1}, "guidance_scale"),

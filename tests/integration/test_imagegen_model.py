@@ -113,6 +113,7 @@ def test_held_out_captions_are_drawn_right(imagegen_model) -> None:
     [
         (ImageParams(width=33), "width"),
         (ImageParams(width=4096), "width"),
+        (ImageParams(height=72), "height"),  # the demo serves up to 2x its trained 32
         (ImageParams(height=8), "height"),
         (ImageParams(steps=0), "steps"),
         (ImageParams(steps=500), "steps"),
