@@ -39,7 +39,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def stack(logs: Path) -> Iterator[tuple[str, str]]:
+def stack(logs: Path, budget: bool = True) -> Iterator[tuple[str, str]]:
     """Every model service and the gateway on free loopback ports (authentication off,
     rate limits raised so the limiter does not shape the load); yields (URL, gRPC address)
     once all are ready, and stops them all on the way out."""
@@ -48,10 +48,13 @@ def stack(logs: Path) -> Iterator[tuple[str, str]]:
     logs.mkdir(parents=True, exist_ok=True)
     procs: list[tuple[str, str, subprocess.Popen[bytes], IO[bytes]]] = []
 
-    def start(name: str, target: str, port: int, env: dict[str, str]) -> str:
+    def start(
+        name: str, target: str, port: int, env: dict[str, str], cpus: tuple[int, ...] | None = None
+    ) -> str:
         log = (logs / f"{name}.log").open("wb")
         url = f"http://127.0.0.1:{port}"
-        procs.append((name, url, spawn(target, "127.0.0.1", port, env, log=log), log))
+        proc = spawn(target, "127.0.0.1", port, env, log=log, cpus=cpus)
+        procs.append((name, url, proc, log))
         return url
 
     try:
@@ -60,8 +63,8 @@ def stack(logs: Path) -> Iterator[tuple[str, str]]:
             "GENSERVE_GATEWAY_RATE_PER_MINUTE": "10000000",
             "GENSERVE_GATEWAY_BURST": "100000",
         }
-        for spec in model_services():
-            url = start(spec.name, spec.target, free_port(), spec.env)
+        for spec in model_services(budget):  # each on its core budget, as make up runs them
+            url = start(spec.name, spec.target, free_port(), spec.env, spec.cpus)
             gateway_env[f"GENSERVE_GATEWAY_{spec.name.upper()}_URL"] = url
         grpc_port = free_port()
         gateway_env["GENSERVE_GATEWAY_GRPC_PORT"] = str(grpc_port)

@@ -115,6 +115,12 @@ def bench(kind: ModelKind, requests: int = 400) -> dict[str, float]:
 
 def _mean_inference_ms(url: str) -> float:
     """The mean model call of the service so far, from its own stage histogram."""
+    total, count = inference_totals(url)
+    return 1000 * total / count if count else float("nan")
+
+
+def inference_totals(url: str) -> tuple[float, float]:
+    """The service's model calls so far: (seconds in all, calls), from its histogram."""
     from prometheus_client.parser import text_string_to_metric_families
 
     text = httpx.get(f"{url}/metrics", timeout=10).text
@@ -129,7 +135,7 @@ def _mean_inference_ms(url: str) -> float:
                 total += sample.value
             elif sample.name.endswith("_count"):
                 count += sample.value
-    return 1000 * total / count if count else float("nan")
+    return total, count
 
 
 def _inputs(client: Any, example: Example) -> list[Any]:

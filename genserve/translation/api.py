@@ -122,7 +122,10 @@ KIND = ModelKind(
     train="genserve.translation.train:train",
     bench="genserve.translation.bench:main",
     pull=PullSpec(("*.json", "*.spm", "model.safetensors"), "model.safetensors"),
-    example=Example(
-        "/v1/translate", {"texts": ["The cat sleeps."]}, (("TEXT", "BYTES", ("The cat sleeps.",)),)
+    example=Example(  # one sentence, greedy: the cheapest request
+        "/v1/translate",
+        {"texts": ["The cat sleeps."], "num_beams": 1},
+        (("TEXT", "BYTES", ("The cat sleeps.",)),),
+        {"num_beams": 1},
     ),
 )
