@@ -52,6 +52,15 @@ class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GENSERVE_SERVER_")
 
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
+    body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="a request's whole body must arrive within this, from its headers on (408)",
+    )
+    body_idle_timeout_s: float = Field(
+        5.0, gt=0, le=3600, description="the longest wait for the next piece of a body (408)"
+    )
 
 
 class BatchingSettings(BaseSettings):
@@ -82,12 +91,30 @@ class GatewaySettings(BaseSettings):
     )
     burst: int = Field(20, ge=1, le=100_000, description="requests a key may send at once")
     max_in_flight: int = Field(256, ge=1, le=100_000, description="open requests before 503")
+    max_in_flight_per_caller: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="open requests of one key (one client address with auth off) before 429; "
+        "0 = a quarter of max_in_flight",
+    )
+    anonymous_rate_per_minute: float = Field(
+        0.0,
+        ge=0,
+        le=1e7,
+        description="with auth off, requests per client address per minute; 0 = no rate limit",
+    )
     connect_timeout_s: float = Field(0.5, gt=0, le=30, description="connecting to a service")
     timeout_jobs_s: float = Field(
         10.0, gt=0, le=3600, description="control calls: a job's status, result, cancel; model info"
     )
     health_interval_s: float = Field(0.5, gt=0, le=60, description="probing each service")
     cors_origins: str = Field("", description="comma-separated allowed origins; empty = no CORS")
+
+    @property
+    def per_caller_in_flight(self) -> int:
+        """The open requests one caller may hold: its setting, or a quarter of the total."""
+        return self.max_in_flight_per_caller or max(1, self.max_in_flight // 4)
 
 
 class BackendSettings(BaseModel):

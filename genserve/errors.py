@@ -145,6 +145,36 @@ class RateLimited(GenserveError):
         self.retry_after_s = retry_after_s
 
 
+class TooManyOpenRequests(GenserveError):
+    """A caller (a key; a client address with auth off) already has as many requests open
+    at the gateway as it may: its own bound, not overload, so 429 with Retry-After."""
+
+    http_status = 429
+    grpc_code = "RESOURCE_EXHAUSTED"
+    code = "too_many_open_requests"
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def http_headers(self) -> dict[str, str]:
+        # Answered before the body is read: the connection closes rather than wait for
+        # the rest of it, so a caller over its bound holds no connection either.
+        return {"connection": "close"}
+
+
+class RequestTimeout(GenserveError):
+    """The request's body did not arrive in time (a slow or stalled client). The answer
+    closes the connection: what is left of the body is never read."""
+
+    http_status = 408
+    grpc_code = "DEADLINE_EXCEEDED"
+    code = "request_timeout"
+
+    def http_headers(self) -> dict[str, str]:
+        return {"connection": "close"}
+
+
 class BackendUnavailable(GenserveError):
     """The model service behind a route is down or refused the connection."""
 
@@ -165,10 +195,13 @@ class GatewayTimeout(GenserveError):
 
 
 class NotReady(GenserveError):
+    """The service is starting (its model is loading)."""
+
     http_status = 503
     grpc_code = "UNAVAILABLE"
     code = "not_ready"
     public_message = "the service is starting; retry shortly"
+    retry_after_s = 1.0
 
 
 class ModelIntegrityError(GenserveError):

@@ -1,8 +1,10 @@
 """The gateway's front door: every HTTP request passes here first.
 
 It gives the request an id, checks the API key and its scope, spends one token of the
-caller's rate limit (429) and takes one of the open-request slots (503 with Retry-After),
-then records the route's metrics and access line. The REST POST routes are passed
+caller's rate limit (429) and takes one of the open-request slots (503 with Retry-After)
+and one of the caller's own (429 with Retry-After), then records the route's metrics and
+access line. A body that does not arrive in time is 408 (services/wire.py read_body), and
+both slots are given back at once. The REST POST routes are passed
 through from here (read, validated with the route's schema, forwarded as the caller's
 bytes); everything else goes on to the gateway's app.
 
@@ -35,6 +37,7 @@ from services.security import Guard
 from services.wire import (
     REQUEST_ID_HEADER,
     Limits,
+    client_gone,
     error_response,
     invalid_input,
     printable,
@@ -154,6 +157,7 @@ class FrontDoor:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        limits.timeouts()  # the body timeouts, read at start-up (GENSERVE_SERVER_*)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -214,17 +218,18 @@ class FrontDoor:
             await self.app(scope, receive, send)
             return
         try:
+            client = (scope.get("client") or ("-", 0))[0]
             if not state.guard.auth and rule.local_only:
                 # Auth off (local development): metrics and docs only from this machine.
                 if not _is_loopback(scope.get("client")):
                     raise NotFound("not found", field="path")
+                principal = state.guard.anonymous(client)
             else:
-                client = (scope.get("client") or ("-", 0))[0]
                 principal = state.guard.check(
                     headers.get("authorization"), rule.scope, client, limit=rule.limited
                 )
                 who[0] = principal.name
-            slot = state.guard.slot()
+            slot = state.guard.slot(principal.bucket_id)
         except GenserveError as exc:
             GATEWAY_REJECTIONS.labels(exc.code).inc()
             await error_response(exc, path)(scope, receive, send)
@@ -249,7 +254,8 @@ async def pass_through(scope: Scope, receive: Receive, send: Send, headers: dict
     try:
         body = await read_body(scope, receive, headers, limits)
         if body is None:
-            return  # the client went away
+            await client_gone(send)
+            return
         try:
             assert route.request is not None  # pass-through routes have a body schema
             route.request.model_validate_json(body, strict=True)

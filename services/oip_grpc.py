@@ -147,7 +147,9 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
                 metadata.get("authorization"), scope, peer_address(context.peer()), limit=limit
             )
             who = principal.name
-            with self.guard.slot():
+            # The whole message has arrived before a handler runs: a slow sender holds no
+            # slot. The slots are the HTTP side's too (all, and this caller's own).
+            with self.guard.slot(principal.bucket_id):
                 return await call()
         except GenserveError as exc:
             code = exc.grpc_code
@@ -163,6 +165,9 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
                 trailers.append(("retry-after", retry_after(exc.retry_after_s)))
             context.set_trailing_metadata(tuple(trailers))
             await context.abort(grpc.StatusCode[exc.grpc_code], message)
+        except asyncio.CancelledError:
+            code = "CANCELLED"  # the client left or its deadline passed: not served
+            raise
         except Exception:
             code = "INTERNAL"
             log.exception("gRPC call failed")

@@ -5,9 +5,10 @@ FastAPI documents what it sees: the routes' schemas and a 422 that never happens
 operation, never written per path:
 
 - errors, each in genserve's shape (``Error``; under /v2 the protocol's ``ProtocolError``):
-  a body: 400, 413, 415; a path parameter: 404 (no such model, job, version); any key:
-  401 and 503 (the gateway's bound on open requests); a scope: 403; a rate limit: 429
-  (services/frontdoor.py ``access_of``); a call to a model service: 503 and 504; and what
+  a body: 400, 408, 413, 415; a path parameter: 404 (no such model, job, version); any
+  key: 401, 429 (the caller's own bound on open requests, and its rate limit where the
+  route has one) and 503 (the gateway's bound); a scope: 403 (services/frontdoor.py
+  ``access_of``); a call to a model service: 503 and 504; and what
   a kind's route declares beyond those (``Route.statuses``: 409, another success 202);
 - the media types a route's success may take by its ``format`` (``Route.media_types``);
 - the bearer scheme, on every operation that needs a key;
@@ -218,7 +219,10 @@ _WHY = {
     409: "the resource is not in a state for this request (a job's result before it has succeeded)",
     413: "the body is over the gateway's limit (as sent, or as it inflates)",
     415: "a content type or content coding the route does not take",
-    429: "the key's rate limit is spent; Retry-After says when the next request fits",
+    408: "the body did not arrive in time (GENSERVE_SERVER_BODY_TIMEOUT_S); the "
+    "connection is closed",
+    429: "the caller is over its own budget: its rate limit (where the route has one) or "
+    "its bound on open requests; Retry-After says when the next request fits",
     503: "the gateway is at its limit of open requests, or the model service is down, "
     "starting or at capacity; Retry-After when it is known",
     504: "the model service did not answer within the route's timeout",
@@ -390,7 +394,7 @@ def _operation(op: dict[str, Any], route: RouteContext, declared: Route | None) 
             parameter["schema"]["enum"] = _PATH_VALUES[parameter["name"]]()
     statuses: set[int] = set()
     if "requestBody" in op:
-        statuses |= {400, 413, 415}
+        statuses |= {400, 408, 413, 415}
     if route.param_convertors:
         statuses.add(404)
     if not rule.public:
@@ -398,8 +402,7 @@ def _operation(op: dict[str, Any], route: RouteContext, declared: Route | None) 
         statuses |= {401, 503}
         if rule.scope is not None:
             statuses.add(403)
-        if rule.limited:
-            statuses.add(429)
+        statuses.add(429)  # the caller's bound on open requests, and its rate limit
     if declared is not None or getattr(route.endpoint, _CALLS_A_SERVICE, False):
         statuses |= {503, 504}
     success = str(route.status_code or 200)

@@ -11,10 +11,15 @@ digests does not leak the key through timing. Scopes are the model kinds' names
 (genserve.kinds), ``metrics`` for /metrics, or ``*``. Any valid
 key may read the API docs. The key itself is never logged: logs name the key's ``name``.
 
-Each key (by its digest; or, with auth off, each client address) has a token bucket:
-``burst`` requests at once, refilled at ``rate_per_minute`` (the key's own, or the
-gateway's defaults). An empty bucket answers 429 with Retry-After saying when the next
-request fits.
+Each key (by its digest) has a token bucket: ``burst`` requests at once, refilled at
+``rate_per_minute`` (the key's own, or the gateway's defaults). An empty bucket answers 429
+with Retry-After saying when the next request fits. With auth off (local development)
+client addresses have no rate limit unless ``anonymous_rate_per_minute`` sets one.
+
+Open requests are bounded twice, on HTTP and gRPC together: ``max_in_flight`` in all
+(503 with Retry-After: overload) and ``max_in_flight_per_caller`` per key, or per client
+address with auth off (429 with Retry-After: that caller's own budget), so that one caller
+holding requests open (a slow client) cannot take every place.
 """
 
 from __future__ import annotations
@@ -31,7 +36,14 @@ from typing import Any
 from urllib.parse import unquote
 
 from genserve.config import GatewaySettings
-from genserve.errors import ConfigError, Forbidden, Overloaded, RateLimited, Unauthenticated
+from genserve.errors import (
+    ConfigError,
+    Forbidden,
+    Overloaded,
+    RateLimited,
+    TooManyOpenRequests,
+    Unauthenticated,
+)
 from genserve.keys import key_digest, scopes
 
 
@@ -180,29 +192,59 @@ class Guard:
                 "or GENSERVE_GATEWAY_AUTH=false"
             )
         self.limiter = RateLimiter(settings.rate_per_minute, settings.burst)
+        self.anonymous_rate_per_minute = settings.anonymous_rate_per_minute
         self.max_in_flight = settings.max_in_flight
+        self.max_per_caller = settings.per_caller_in_flight
         self.in_flight = 0
+        self.open_by_caller: dict[str, int] = {}  # caller -> its open requests (none: absent)
+        self._lock = threading.Lock()
 
     @contextmanager
-    def _held(self) -> Iterator[None]:
+    def _held(self, caller: str | None) -> Iterator[None]:
         try:
             yield
         finally:
-            self.in_flight -= 1
+            with self._lock:
+                self.in_flight -= 1
+                if caller is not None:
+                    left = self.open_by_caller[caller] - 1
+                    if left:
+                        self.open_by_caller[caller] = left
+                    else:
+                        del self.open_by_caller[caller]
 
-    def slot(self) -> AbstractContextManager[None]:
-        """A place among the open requests (HTTP and gRPC alike), or 503 at once."""
-        if self.in_flight >= self.max_in_flight:
-            raise Overloaded("the gateway is at its limit of open requests")
-        self.in_flight += 1
-        return self._held()
+    def slot(self, caller: str | None = None) -> AbstractContextManager[None]:
+        """A place among the open requests (HTTP and gRPC alike), or 503 at once; and, for
+        a ``caller`` (its ``Principal.bucket_id``), one of its own places, or 429 at once.
+        Given back when the context exits, however it exits (answer, error, the client
+        gone, a timeout)."""
+        with self._lock:
+            held = 0 if caller is None else self.open_by_caller.get(caller, 0)
+            if held >= self.max_per_caller:
+                raise TooManyOpenRequests(
+                    f"this caller already has {held} open requests, its limit; "
+                    "wait for one to finish"
+                )
+            if self.in_flight >= self.max_in_flight:
+                raise Overloaded("the gateway is at its limit of open requests")
+            self.in_flight += 1
+            if caller is not None:
+                self.open_by_caller[caller] = held + 1
+        return self._held(caller)
+
+    def anonymous(self, client: str) -> Principal:
+        """A caller with auth off: its client address, rate limited only when
+        ``anonymous_rate_per_minute`` is set."""
+        rate = self.anonymous_rate_per_minute or None
+        return Principal(f"anonymous@{client}", frozenset({"*"}), rate, anonymous=True)
 
     def check(
         self, authorization: str | None, scope: str | None, client: str, *, limit: bool = True
     ) -> Principal:
         """The caller, if it may use ``scope`` (None: any caller with a valid key)."""
         if not self.auth:
-            principal = Principal(f"anonymous@{client}", frozenset({"*"}), anonymous=True)
+            principal = self.anonymous(client)
+            limit = limit and principal.rate_per_minute is not None
         else:
             principal = self.keys.authenticate(authorization)
             if not principal.allows(scope):

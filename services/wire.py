@@ -1,13 +1,14 @@
 """The HTTP layer every service shares: request ids, body limit, content types, errors.
 
 Errors leave a service in one shape, ``{"error": {"code", "message", "field",
-"request_id"}}``: validation 400, too large 413, wrong content type 415, overload
-503 with Retry-After. A 5xx body carries only the request id; the traceback goes
-to the log under that id.
+"request_id"}}``: validation 400, a body that does not arrive in time 408, too large 413,
+wrong content type 415, overload 503 with Retry-After. A 5xx body carries only the
+request id; the traceback goes to the log under that id.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import math
@@ -39,6 +40,7 @@ from genserve.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
     UnsupportedMediaType,
     from_wire,
 )
@@ -123,9 +125,27 @@ class Limits:
     """Mutable so that a service can set them from Settings at start-up, not at import."""
 
     max_body_bytes: int = 64 * 1024
+    # How long a body may take: all of it, from the headers on, and the longest wait for
+    # its next piece (GENSERVE_SERVER_BODY_TIMEOUT_S, _BODY_IDLE_TIMEOUT_S); None: not yet
+    # read from the settings (``timeouts()`` reads them once, at start-up).
+    body_timeout_s: float | None = None
+    body_idle_timeout_s: float | None = None
     # Paths whose bodies may also be raw bytes (the inference protocol's binary tensors).
     raw_body_paths: re.Pattern[str] | None = None
     access_log: bool = True  # the gateway logs its own, with the caller's name
+
+    def timeouts(self) -> tuple[float, float]:
+        """(whole body, idle) in seconds, from ServerSettings unless set already. Called
+        when the middleware is built (start-up), so a bad value stops the server then."""
+        if self.body_timeout_s is None or self.body_idle_timeout_s is None:
+            from genserve.config import ServerSettings
+
+            server = ServerSettings()
+            if self.body_timeout_s is None:
+                self.body_timeout_s = server.body_timeout_s
+            if self.body_idle_timeout_s is None:
+                self.body_idle_timeout_s = server.body_idle_timeout_s
+        return self.body_timeout_s, self.body_idle_timeout_s
 
 
 # Never accepted anywhere: nothing on the network is ever unpickled.
@@ -252,7 +272,9 @@ async def read_body(
     type or coding is not accepted (415) or it is over the limit (413), whether or not it
     declared a Content-Length (a chunked upload is counted as it is read). A gzip or
     deflate body is inflated as it is read, and the limit holds for what it inflates to
-    (413), a corrupt stream is 400. None: the client left."""
+    (413), a corrupt stream is 400. A body that has not all arrived within
+    ``limits.body_timeout_s`` of the headers, or whose next piece is ``body_idle_timeout_s``
+    late, is 408 (a slow client holds no place for longer). None: the client left."""
     limit = limits.max_body_bytes
     ctype = headers.get("content-type", "").split(";")[0].strip().lower()
     length = headers.get("content-length", "")
@@ -264,9 +286,24 @@ async def read_body(
     decoder = inflater(headers, limit)
     if length.isascii() and length.isdigit() and (len(length) > 18 or int(length) > limit):
         raise PayloadTooLarge(f"request body is {length} bytes; the limit is {limit}", field="body")
+    whole_s, idle_s = limits.timeouts()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + whole_s
     body, received, more = bytearray(), 0, True
     while more:
-        message = await receive()
+        wait = min(idle_s, deadline - loop.time())
+        try:
+            if wait <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(wait):
+                message = await receive()
+        except TimeoutError:
+            late = (
+                f"the request body did not arrive within {whole_s:g} s"
+                if wait < idle_s
+                else f"no more of the request body came for {idle_s:g} s"
+            )
+            raise RequestTimeout(f"{late} ({received} bytes read)", field="body") from None
         if message["type"] != "http.request":
             return None
         chunk = message.get("body", b"")
@@ -279,6 +316,16 @@ async def read_body(
         else:
             decoder.feed(chunk)
     return bytes(body) if decoder is None else decoder.finish()
+
+
+async def client_gone(send: Send) -> None:
+    """End the exchange of a client that left before its body was in. Nothing reaches it
+    (uvicorn drops what is sent after a disconnect), but the response is over, so nothing
+    outside waits for one: BentoML's request timeout (``traffic.timeout``, 600 s at the
+    gateway) otherwise kept the request's task, and a graceful shutdown, waiting that long.
+    499 is the access log's "client closed request", as nginx writes it."""
+    await send({"type": "http.response.start", "status": 499, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def invalid_input(errors: Sequence[Any]) -> InvalidInput:
@@ -305,6 +352,7 @@ class WireMiddleware:
     def __init__(self, app: ASGIApp, limits: Limits) -> None:
         self.app = app
         self.limits = limits
+        limits.timeouts()  # the body timeouts, read at start-up (GENSERVE_SERVER_*)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -328,13 +376,15 @@ class WireMiddleware:
             except GenserveError as exc:
                 # The path and the method come first: a request no route takes (an
                 # unknown path, a wrong method) gets the app's 404 or 405, not 413/415.
-                # Looked up only here, off the path of every good request.
-                if takes(scope):
+                # Looked up only here, off the path of every good request. A body that
+                # did not arrive is 408 wherever it was going: the connection closes.
+                if isinstance(exc, RequestTimeout) or takes(scope):
                     await error_response(exc, scope["path"])(scope, receive, send)
                     return
                 read = b""
             if read is None:
-                return  # the client went away
+                await client_gone(send)
+                return
             body = read
             if "content-encoding" in headers:  # the app sees the inflated body as sent plain
                 scope["headers"] = [

@@ -462,7 +462,7 @@ def flapping(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         {"gan": services.url, "translation": services.url, "imagegen": services.url},
         grpc_port,
         GENSERVE_GATEWAY_AUTH="false",
-        GENSERVE_GATEWAY_RATE_PER_MINUTE="1",
+        GENSERVE_GATEWAY_ANONYMOUS_RATE_PER_MINUTE="1",
         GENSERVE_GATEWAY_BURST="1",
     )
     logs: Path = tmp_path_factory.mktemp("flapping")

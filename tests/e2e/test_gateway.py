@@ -401,6 +401,9 @@ def fragile(tmp_path_factory: pytest.TempPathFactory, gan_model_dir: Path) -> It
         GENSERVE_GATEWAY_AUTH="false",
         GENSERVE_GATEWAY_TIMEOUT_TRANSLATION_S="1",
         GENSERVE_GATEWAY_MAX_IN_FLIGHT="2",
+        # Above the total, so that this one caller (this machine) meets the bound under
+        # test, everyone's (503), before its own (429, tests/e2e/test_slow_clients.py).
+        GENSERVE_GATEWAY_MAX_IN_FLIGHT_PER_CALLER="3",
         GENSERVE_GATEWAY_CORS_ORIGINS="https://app.example",
     )
     gw = Server("services.gateway:Gateway", env, logs / "gw.log")
@@ -509,3 +512,29 @@ def test_metrics_label_every_protocol_by_its_route_template(
     lines = [x for x in text.splitlines() if x.startswith("genserve_gateway_requests_total{")]
     for route in ("/v2/models/{name}/infer", "/v2/models/{name}/ready"):
         assert any(f'route="{route}"' in x for x in lines), route
+
+
+def test_a_grpc_call_the_client_gave_up_on_is_not_counted_as_served(
+    gateway: Server, api_keys: dict[str, str]
+) -> None:
+    client = triton_grpc.InferenceServerClient(gateway.grpc)  # type: ignore[attr-defined]
+    prompt = triton_grpc.InferInput("PROMPT", [1], "BYTES")
+    prompt.set_data_from_numpy(np.array([b"a red circle"], dtype=object))
+    with pytest.raises(InferenceServerException, match="Deadline"):
+        client.infer(
+            "imagegen",
+            [prompt],
+            headers=auth(api_keys["full"]),
+            parameters={"steps": 150},
+            client_timeout=0.3,
+        )
+    time.sleep(0.5)
+    text = httpx.get(gateway.url + "/metrics", headers=auth(api_keys["ops"])).text
+    cancelled = [
+        x
+        for x in text.splitlines()
+        if x.startswith("genserve_gateway_requests_total{")
+        and 'route="grpc:ModelInfer"' in x
+        and 'status="CANCELLED"' in x
+    ]
+    assert cancelled and float(cancelled[0].rsplit(" ", 1)[1]) >= 1

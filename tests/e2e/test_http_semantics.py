@@ -102,7 +102,7 @@ def test_openapi_document_declares_what_the_gateway_answers(
                 if int(status) >= 400 and not public:
                     assert error in json.dumps(answer["content"]), (method, path, status)
     samples = paths["/v1/samples"]["post"]["responses"]
-    assert set(samples) == {"200", "400", "401", "403", "413", "415", "429", "503", "504"}
+    assert set(samples) == {"200", "400", "401", "403", "408", "413", "415", "429", "503", "504"}
     assert set(samples["200"]["content"]) == {"application/json", "image/png"}
     assert samples["401"]["headers"]["WWW-Authenticate"]["required"] is True
     assert set(paths["/v1/interpolate"]["post"]["responses"]["200"]["content"]) == {

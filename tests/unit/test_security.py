@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
 from genserve.config import GatewaySettings
-from genserve.errors import ConfigError, Forbidden, RateLimited, Unauthenticated
+from genserve.errors import ConfigError, Forbidden, RateLimited, RequestTimeout, Unauthenticated
 from genserve.keys import key_digest, new_key
-from services.security import Guard, KeyStore, Principal, RateLimiter
+from services.security import Guard, KeyStore, Principal, RateLimiter, peer_address
 
 
 def settings(tmp_path, entries, **kw) -> GatewaySettings:
@@ -74,11 +75,22 @@ def test_bad_key_entries_are_config_errors(tmp_path, entry) -> None:
 def test_auth_on_without_keys_refuses_to_start_and_off_is_anonymous_per_client() -> None:
     with pytest.raises(ConfigError, match="no API keys"):
         Guard(GatewaySettings())
-    guard = Guard(GatewaySettings(auth=False, burst=1, rate_per_minute=60))
+    guard = Guard(GatewaySettings(auth=False, burst=1, anonymous_rate_per_minute=60))
     assert guard.check(None, "gan", "10.0.0.1").anonymous
     assert guard.check(None, "gan", "10.0.0.2").name == "anonymous@10.0.0.2"
-    with pytest.raises(RateLimited):
+    with pytest.raises(RateLimited) as info:
         guard.check(None, "gan", "10.0.0.1")
+    assert "60 requests per minute" in info.value.message
+
+
+def test_auth_off_has_no_rate_limit_unless_set() -> None:
+    """Local development: one load generator on one address is not held to a key's
+    budget (the keyed defaults gave it 429 at 10 a second); the open-request bounds hold."""
+    guard = Guard(GatewaySettings(auth=False, rate_per_minute=60, burst=1))
+    assert guard.check(None, "gan", "127.0.0.1").rate_per_minute is None
+    for _ in range(1000):
+        guard.check(None, "gan", "127.0.0.1")
+    assert GatewaySettings().anonymous_rate_per_minute == 0
 
 
 def test_token_bucket_refills_at_the_rate_and_says_when() -> None:
@@ -115,6 +127,39 @@ def test_open_requests_are_bounded() -> None:
     with pytest.raises(RuntimeError), guard.slot():
         raise RuntimeError("boom")
     assert guard.in_flight == 0
+
+
+def test_open_requests_are_bounded_per_caller_too() -> None:
+    from genserve.errors import Overloaded, TooManyOpenRequests
+
+    guard = Guard(GatewaySettings(auth=False, max_in_flight=5, max_in_flight_per_caller=2))
+    assert guard.max_per_caller == 2
+    with guard.slot("a"), guard.slot("a"):
+        with pytest.raises(TooManyOpenRequests) as info:
+            guard.slot("a")  # its own bound: 429, not overload
+        assert info.value.http_status == 429 and info.value.retry_after_s
+        assert info.value.code == "too_many_open_requests"
+        assert info.value.grpc_code == "RESOURCE_EXHAUSTED"
+        assert info.value.http_headers() == {"connection": "close"}
+        with guard.slot("b"), guard.slot("b"), guard.slot(None), pytest.raises(Overloaded):
+            guard.slot("c")  # everyone's bound: 503
+        assert guard.open_by_caller == {"a": 2}
+    assert guard.in_flight == 0 and guard.open_by_caller == {}
+    # Given back however the request ends: an error, a cancellation, a timeout.
+    for exc in (RuntimeError("boom"), asyncio.CancelledError(), RequestTimeout("late")):
+        with pytest.raises(type(exc)), guard.slot("a"):
+            raise exc
+    assert guard.in_flight == 0 and guard.open_by_caller == {}
+
+
+def test_the_per_caller_bound_defaults_to_a_quarter_and_is_shared_by_http_and_grpc() -> None:
+    assert GatewaySettings().per_caller_in_flight == 64  # a quarter of 256
+    assert GatewaySettings(max_in_flight=3).per_caller_in_flight == 1
+    assert GatewaySettings(max_in_flight_per_caller=100).per_caller_in_flight == 100
+    guard = Guard(GatewaySettings(auth=False))
+    # With auth off a caller is its address, the same over HTTP (scope["client"]) and gRPC.
+    http = guard.check(None, "gan", "::1").bucket_id
+    assert http == guard.check(None, "gan", peer_address("ipv6:[::1]:5555")).bucket_id
 
 
 def test_grpc_peers_are_keyed_by_address_not_port() -> None:

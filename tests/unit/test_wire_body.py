@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
+import time
 import tracemalloc
 import zlib
 
 import pytest
 
-from genserve.errors import GenserveError, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from genserve.errors import (
+    GenserveError,
+    InvalidInput,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
 from services.wire import Limits, read_body
 
 BODY = b'{"texts": ["' + b"The cat sleeps. " * 200 + b'"]}'
@@ -124,3 +132,114 @@ def test_the_compressed_body_counts_against_the_limit_too() -> None:
     with pytest.raises(GenserveError) as info:
         read(gzip.compress(noise), "gzip", limit=4096)
     assert info.value.http_status == 413
+
+
+# -- slow bodies: a deadline for the whole body, and for each of its pieces ----------------
+
+
+def read_slowly(
+    pieces: list[tuple[float, bytes]], *, whole_s: float, idle_s: float, declared: int = 64
+) -> bytes | None:
+    """read_body over (delay before it, bytes) pieces; the last one may never come."""
+    limits = Limits()
+    limits.body_timeout_s, limits.body_idle_timeout_s = whole_s, idle_s
+    queue = list(pieces)
+
+    async def receive() -> dict:
+        delay, data = queue.pop(0)
+        await asyncio.sleep(delay)
+        return {"type": "http.request", "body": data, "more_body": bool(queue)}
+
+    headers = {"content-type": "application/json", "content-length": str(declared)}
+    return asyncio.run(read_body({"path": "/v1/samples"}, receive, headers, limits))
+
+
+def test_a_body_in_time_is_read_whatever_its_pauses() -> None:
+    pieces = [(0.0, b'{"seed"'), (0.05, b": 1"), (0.05, b"}")]
+    assert read_slowly(pieces, whole_s=1.0, idle_s=0.2) == b'{"seed": 1}'
+
+
+def test_a_body_that_trickles_past_the_deadline_is_408() -> None:
+    pieces = [(0.05, b" ")] * 100  # never idle for long, never done in time
+    started = time.perf_counter()
+    with pytest.raises(RequestTimeout) as info:
+        read_slowly(pieces, whole_s=0.3, idle_s=0.2)
+    assert 0.25 < time.perf_counter() - started < 0.6
+    exc = info.value
+    assert exc.http_status == 408 and exc.code == "request_timeout" and exc.field == "body"
+    assert "within 0.3 s" in exc.message
+    assert exc.grpc_code == "DEADLINE_EXCEEDED"
+    assert exc.http_headers() == {"connection": "close"}  # the rest is never read
+
+
+def test_a_body_that_stops_is_408_after_the_idle_timeout() -> None:
+    started = time.perf_counter()
+    with pytest.raises(RequestTimeout) as info:
+        read_slowly([(0.0, b'{"se'), (60.0, b"")], whole_s=10.0, idle_s=0.2)
+    assert time.perf_counter() - started < 0.5
+    assert "for 0.2 s" in info.value.message and "4 bytes read" in info.value.message
+
+
+def test_the_timeouts_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENSERVE_SERVER_BODY_TIMEOUT_S", "3")
+    limits = Limits()
+    assert limits.timeouts() == (3.0, 5.0)  # the idle default: 5 s
+    assert Limits().body_timeout_s is None  # read per instance, at start-up
+    monkeypatch.setenv("GENSERVE_SERVER_BODY_IDLE_TIMEOUT_S", "0")
+    with pytest.raises(ValueError, match="body_idle_timeout_s"):
+        Limits().timeouts()
+
+
+def test_a_stalled_body_is_answered_408_and_the_connection_closed_by_every_app() -> None:
+    """WireMiddleware (every service): 408 in genserve's shape with Connection: close,
+    even on a path no route takes; a client gone mid-body ends its exchange (499)."""
+    from services.wire import create_app
+
+    limits = Limits()
+    limits.body_timeout_s, limits.body_idle_timeout_s = 0.2, 0.2
+    app = create_app("test", "slow bodies", limits)
+
+    @app.post("/v1/echo")
+    async def echo() -> dict:
+        return {}
+
+    def call(path: str, then: dict | None) -> list[dict]:
+        sent: list[dict] = []
+        first = True
+
+        async def receive() -> dict:
+            nonlocal first
+            if first:
+                first = False
+                return {"type": "http.request", "body": b"{", "more_body": True}
+            if then is None:
+                await asyncio.sleep(60)
+            return then or {}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"9")],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 2),
+            "scheme": "http",
+            "http_version": "1.1",
+        }
+        asyncio.run(app(scope, receive, send))
+        return sent
+
+    for path in ("/v1/echo", "/v1/nowhere"):
+        start, body = call(path, None)
+        assert start["status"] == 408, path
+        headers = dict(start["headers"])
+        assert headers[b"connection"] == b"close"
+        assert json.loads(body["body"])["error"]["code"] == "request_timeout"
+    start, body = call("/v1/echo", {"type": "http.disconnect"})
+    assert start["status"] == 499 and body["body"] == b""
