@@ -16,6 +16,8 @@ answered on purpose; it is neither an error nor part of the route's latency.
 
 from __future__ import annotations
 
+import csv
+import json
 import logging
 import os
 import random
@@ -23,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 from urllib.parse import urlsplit
 
 # Before anything creates a gRPC object: make grpcio cooperate with gevent, on which Locust
@@ -36,6 +38,7 @@ import gevent  # noqa: E402
 import numpy as np  # noqa: E402
 import tritonclient.grpc as triton_grpc  # noqa: E402
 import tritonclient.http as triton_http  # noqa: E402
+from gevent import GreenletExit  # noqa: E402
 from locust import (  # noqa: E402
     FastHttpUser,
     LoadTestShape,
@@ -48,6 +51,7 @@ from locust import (  # noqa: E402
 )
 from locust.env import Environment  # noqa: E402
 from locust.runners import WorkerRunner  # noqa: E402
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV  # noqa: E402
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype  # noqa: E402
 
 if __package__ in (None, ""):  # run as a locustfile: make the project importable
@@ -179,6 +183,37 @@ def wait_function(spec: str) -> Callable[..., float]:
 
 # -- the users ------------------------------------------------------------------------------
 
+T = TypeVar("T")
+
+
+def to_the_end(send: Callable[[], T]) -> T:
+    """``send()`` (one request, which fires its request event) carried to its end even if
+    Locust stops the user meanwhile. At the end of a run Locust kills its users (every
+    one at once; with ``--stop-timeout``, those in their think time), and gevent delivers
+    a kill at the user's next switch, which may be in the middle of a request (a user
+    whose think time has just run out may be sending by then). Killed mid-request, the
+    request would reach the gateway, be served and counted there, and never be recorded
+    here (a gRPC call is cancelled by the closing channel). So the request runs in a
+    greenlet of its own; a kill waits for it (and its request event), then stops the
+    user."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = send()
+        except BaseException as exc:  # re-raised in the user's greenlet, as before
+            outcome["error"] = exc
+
+    worker = gevent.spawn(run)
+    try:
+        worker.join()
+    except GreenletExit:
+        worker.join()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return cast(T, outcome["value"])
+
 
 def weighted(
     user: type[User], tasks: dict[str, Callable[..., None]], weights: dict[str, int]
@@ -212,6 +247,9 @@ class RestUser(FastHttpUser):
         """The response's status and JSON (None for a non-JSON body), or None when it
         failed (reported as a failure). A 429 is reported under ``name (429)``, not as a
         failure, and returned as ``(429, None)``."""
+        return to_the_end(lambda: self._call(method, path, name, body))
+
+    def _call(self, method: str, path: str, name: str, body: object) -> tuple[int, Any] | None:
         with self.client.request(
             method,
             path,
@@ -396,6 +434,9 @@ class OipUser(User):
         self.client.close()
 
     def timed(self, name: str, request_type: str, call: Callable[[], Any]) -> None:
+        to_the_end(lambda: self._timed(name, request_type, call))
+
+    def _timed(self, name: str, request_type: str, call: Callable[[], Any]) -> None:
         started = time.perf_counter()
         exception: BaseException | None = None
         length = 0
@@ -681,9 +722,48 @@ def judge(environment: Environment) -> None:
         )
         code = 1
     lines.extend(Settings.notes)
+    write_final_csv(environment)
+    write_response_times(environment, folder / "response_times.json")
     environment.process_exit_code = code
     Settings.summary = "\n".join(lines)
     (folder / "verdict.txt").write_text(Settings.summary + "\n")
+
+
+def write_final_csv(environment: Environment) -> None:
+    """Locust's ``--csv`` files of statistics and failures, written again from the final
+    statistics. Locust rewrites them once a second while it runs and not at the end
+    (locustio/locust#1806, #2299), so they miss the requests of the run's last second,
+    which its HTML report, its printed summary and the verdict here count. Same writer,
+    same format; Locust's own writer, if it ticks once more, writes the same rows."""
+    prefix = getattr(environment.parsed_options, "csv_prefix", None)
+    if not prefix:
+        return
+    writer = StatsCSV(environment, PERCENTILES_TO_REPORT)
+    for suffix, write in (
+        ("_stats.csv", writer.requests_csv),
+        ("_failures.csv", writer.failures_csv),
+    ):
+        with open(f"{prefix}{suffix}", "w", newline="") as f:
+            write(csv.writer(f))
+
+
+def write_response_times(environment: Environment, path: Path) -> None:
+    """Each request name's response times as Locust holds them ({ms, rounded by Locust:
+    count}, the data its percentiles come from), so that percentiles over several names
+    (every name of one gateway route) are computed as Locust would: its CSV has them per
+    name only. Read, not reset (``--json-file`` would reset the statistics)."""
+    rows = [
+        {
+            "type": entry.method or "",
+            "name": entry.name,
+            "num_requests": entry.num_requests,
+            "num_failures": entry.num_failures,
+            "num_none_requests": entry.num_none_requests,
+            "response_times": {str(ms): n for ms, n in sorted(entry.response_times.items())},
+        }
+        for entry in environment.stats.entries.values()
+    ]
+    path.write_text(json.dumps(rows, indent=1) + "\n")
 
 
 @events.quit.add_listener
