@@ -9,6 +9,8 @@ the kind's served model (genserve.serving.ServedModel), its batcher runs
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar, Generic, TypeVar, cast
@@ -16,12 +18,14 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 from genserve import kinds, resources
 from genserve.batching import MicroBatcher
 from genserve.config import Settings
+from genserve.errors import NotReady
 from genserve.kinds import KindSettings, ModelKind
 from genserve.metrics import batch_observer, queue_gauge, record_model
 from genserve.serving import ServedModel
 from services.wire import Limits
 
 M = TypeVar("M", bound=ServedModel)
+log = logging.getLogger("genserve.service")
 
 
 def service_config(name: str, timeout_s: float) -> dict[str, Any]:
@@ -47,8 +51,6 @@ class ModelService(Generic[M]):
     kind: ModelKind
     settings: KindSettings
     model: str  # the model folder's name: the metrics' model label
-    served: M
-    batcher: MicroBatcher
 
     def __init__(self) -> None:
         settings = Settings()
@@ -56,17 +58,52 @@ class ModelService(Generic[M]):
         self.settings = self.kind.settings()
         self.limits.max_body_bytes = settings.server.max_body_bytes
         self.model = self.settings.model
-        started = time.perf_counter()
-        self.served = cast(M, self.kind.load(settings.models, settings.runtime, self.model))
-        record_model(self.model, time.perf_counter() - started, self.served.provider)
+        self.ready = False
+        self._served: M | None = None
+        self._batcher: MicroBatcher | None = None
         resources.start_sampler(self.kind.name)
-        self.batcher = MicroBatcher.from_settings(
+        # Loading and warming up a model takes seconds. The worker serves meanwhile:
+        # /livez says alive, /readyz not ready, and a model's route answers 503 not_ready
+        # (with Retry-After) instead of nothing.
+        loader = threading.Thread(target=self._load, args=(settings,), name="model-load")
+        loader.daemon = True
+        loader.start()
+
+    def _load(self, settings: Settings) -> None:
+        started = time.perf_counter()
+        try:
+            served = cast(M, self.kind.load(settings.models, settings.runtime, self.model))
+        except Exception:  # the service stays alive and not ready; the log says why
+            log.exception("%s: cannot load model %r", self.kind.name, self.model)
+            return
+        record_model(self.model, time.perf_counter() - started, served.provider)
+        self._batcher = MicroBatcher.from_settings(
             self.run_batch,
             self.settings,
             batch_observer(self.model),
             queue_gauge(self.model, self.settings.max_queue),
         )
+        self._served = served
+        self.loaded(served)
         self.ready = True  # the model's sessions have warmed up while loading
+        log.info("%s: model %r ready", self.kind.name, self.model)
+
+    def loaded(self, served: M) -> None:
+        """Called once the model is loaded, before the service says it is ready: a
+        service sets up here what needs its model."""
+
+    @property
+    def served(self) -> M:
+        """The served model, or 503 not_ready while it is loading."""
+        if self._served is None:
+            raise NotReady(f"the {self.kind.name} model is loading; retry shortly")
+        return self._served
+
+    @property
+    def batcher(self) -> MicroBatcher:
+        if self._batcher is None:
+            raise NotReady(f"the {self.kind.name} model is loading; retry shortly")
+        return self._batcher
 
     def run_batch(self, rows: list[Any], key: Hashable) -> Sequence[Any]:
         """One batch of rows that share ``key``, in the batcher's worker thread."""

@@ -59,10 +59,12 @@ class ImagegenService(ModelService[ImagePipeline]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.served.step_observer = UNET_STEP_SECONDS.labels(self.model).observe
         gauge = JOBS_IN_PROGRESS.labels(self.model)
         settings = cast(ImagegenSettings, self.settings)
         self.jobs = JobStore(max_jobs=settings.max_jobs, on_count=gauge.set)
+
+    def loaded(self, served: ImagePipeline) -> None:
+        served.step_observer = UNET_STEP_SECONDS.labels(self.model).observe
 
     def run_batch(self, rows: list[Any], key: Any) -> list[tuple[np.ndarray, list[np.ndarray]]]:
         results = self.served.run_batch(rows, key)

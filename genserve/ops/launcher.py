@@ -23,6 +23,7 @@ from typing import IO
 
 import httpx
 import prometheus_client
+import psutil
 
 from genserve import cpus, kinds
 from genserve.config import PROJECT_ROOT
@@ -100,15 +101,38 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -
     raise TimeoutError(f"{url} not ready after {timeout}s")
 
 
-def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """SIGTERM to the server's group; SIGKILL if it has not gone after ``timeout``."""
+def family(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    """Every process the server has started (BentoML's workers run in sessions of their
+    own: a signal to the server's group does not reach them)."""
+    try:
+        return psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def stop(
+    proc: subprocess.Popen[bytes],
+    timeout: float = 30.0,
+    known: Sequence[psutil.Process] = (),
+) -> None:
+    """SIGTERM to the server's group; after ``timeout``, SIGKILL to what is left of it and
+    of every process it had started (and of ``known``, its family as last seen), so that
+    no worker outlives it as an orphan."""
+    members = {p.pid: p for p in (*known, *family(proc))}
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    _gone, alive = psutil.wait_procs(members.values(), max(0.1, deadline - time.monotonic()))
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(alive, timeout=5)
 
 
 def gateway_spec(base_port: int, auth: bool) -> ServiceSpec:
@@ -141,6 +165,7 @@ class Supervisor:
         self.started: dict[str, float] = {}
         self.backoff = {s.name: self.MIN_BACKOFF_S for s in specs}
         self.due: dict[str, float] = {}  # name -> when to start it again
+        self.families: dict[str, list[psutil.Process]] = {}  # as last seen
 
     def start(self, spec: ServiceSpec) -> None:
         bind = self.host if spec.name == "gateway" else "127.0.0.1"
@@ -172,11 +197,12 @@ class Supervisor:
             if proc.poll() is None:
                 if now - self.started[spec.name] > self.STABLE_S:
                     self.backoff[spec.name] = self.MIN_BACKOFF_S
+                if not self.families.get(spec.name):
+                    self.families[spec.name] = family(proc)
                 continue
-            proc.wait()
-            # What is left of its group (a worker whose arbiter was killed) goes too.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            # What is left of it (a worker whose server was killed) goes too: it would
+            # hold the port the restart needs.
+            stop(proc, timeout=0.1, known=self.families.pop(spec.name, []))
             wait = self.backoff[spec.name]
             self.backoff[spec.name] = min(self.MAX_BACKOFF_S, wait * 2)
             self.due[spec.name] = now + wait
@@ -195,8 +221,10 @@ class Supervisor:
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGTERM)
             deadline = time.monotonic() + grace_s
-            for proc in group:
-                stop(proc, timeout=max(0.1, deadline - time.monotonic()))
+            for name, proc in list(self.procs.items()):
+                if proc in group:
+                    known = self.families.get(name, [])
+                    stop(proc, timeout=max(0.1, deadline - time.monotonic()), known=known)
 
 
 def serve(

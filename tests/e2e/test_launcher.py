@@ -73,10 +73,12 @@ def test_serve_starts_every_service_and_stops_them() -> None:
                 assert p.cpu_affinity() == wanted, (name, p.cmdline())
             worker = owner.children(recursive=True)[-1]
             assert worker.num_threads() < 16  # not a pool per machine core
-        # A service that dies is restarted; the others keep serving meanwhile.
+        # A service that dies is restarted; the others keep serving meanwhile. Only its
+        # server is killed: its worker (in a session of its own) must not live on as an
+        # orphan holding the port.
         gan = next(c for c in children if _listens(c, base + 10))
-        for p in (*gan.children(recursive=True), gan):
-            p.kill()
+        workers = gan.children(recursive=True)
+        gan.kill()
         killed = time.monotonic()
         r = httpx.post(url + "/v1/samples", json={"seed": 1}, timeout=5)
         while r.status_code == 200 and time.monotonic() - killed < 1:  # probe's turn
@@ -89,6 +91,7 @@ def test_serve_starts_every_service_and_stops_them() -> None:
             time.sleep(0.25)
             r = httpx.post(url + "/v1/samples", json={"seed": 1}, timeout=5)
         assert r.status_code == 200, "the supervisor brought the GAN service back"
+        assert not [w for w in workers if w.is_running() and w.status() != "zombie"]
         metrics = httpx.get(f"http://127.0.0.1:{base + 2}/metrics").text
         assert 'genserve_service_restarts_total{service="gan"} 1.0' in metrics
         children = psutil.Process(proc.pid).children(recursive=True)
