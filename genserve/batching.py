@@ -72,6 +72,7 @@ class MicroBatcher:
         self._observe = observe
         self._queue: deque[_Pending] = deque()
         self._queued_rows = 0
+        self._running = 0  # rows in the model call now running
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         # One thread: the model session parallelises inside a call.
@@ -97,6 +98,11 @@ class MicroBatcher:
     @property
     def queued_rows(self) -> int:
         return self._queued_rows
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no model call running."""
+        return self._queued_rows == 0 and self._running == 0
 
     async def submit(self, items: Sequence[Any], key: Hashable = None) -> Sequence[Any]:
         """Queue ``items`` (one per row) and await their results, in order."""
@@ -158,6 +164,7 @@ class MicroBatcher:
                 continue
             started = time.perf_counter()
             merged = [item for p in live for item in p.items]
+            self._running = len(merged)
             try:
                 outputs = await loop.run_in_executor(self._executor, self._run, merged, live[0].key)
             except Exception as exc:  # every waiter gets the error; the loop goes on
@@ -165,6 +172,8 @@ class MicroBatcher:
                     if not p.future.done():
                         p.future.set_exception(exc)
                 continue
+            finally:
+                self._running = 0
             elapsed = time.perf_counter() - started
             offset = 0
             for p in live:

@@ -52,6 +52,12 @@ class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GENSERVE_SERVER_")
 
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
+    drain_s: float = Field(
+        25.0,
+        ge=0,
+        le=3600,
+        description="on SIGTERM, how long work already taken may run before the server stops",
+    )
     body_timeout_s: float = Field(
         10.0,
         gt=0,

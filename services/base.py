@@ -10,9 +10,11 @@ the kind's served model (genserve.serving.ServedModel), its batcher runs
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import Hashable, Sequence
+from types import FrameType
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from genserve import kinds, resources
@@ -59,6 +61,8 @@ class ModelService(Generic[M]):
         self.limits.max_body_bytes = settings.server.max_body_bytes
         self.model = self.settings.model
         self.ready = False
+        self.draining = False
+        self._drain_s = settings.server.drain_s
         self._served: M | None = None
         self._batcher: MicroBatcher | None = None
         resources.start_sampler(self.kind.name)
@@ -68,6 +72,37 @@ class ModelService(Generic[M]):
         loader = threading.Thread(target=self._load, args=(settings,), name="model-load")
         loader.daemon = True
         loader.start()
+        self._drain_on_sigterm()
+
+    def _drain_on_sigterm(self) -> None:
+        """On SIGTERM: not ready at once, new work refused with 503 at once, and the work
+        already taken (queued rows, the running call, running jobs) finishes before the
+        HTTP server is told to stop (``GENSERVE_SERVER_DRAIN_S`` at most). The server's
+        own handler (uvicorn's, installed before this service is built) runs after."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals are the main thread's; no draining without them
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(sig: int, frame: FrameType | None) -> None:
+            if self.draining:
+                return
+            self.draining = True
+            log.info("%s: SIGTERM, draining (at most %g s)", self.kind.name, self._drain_s)
+
+            def then_stop() -> None:
+                deadline = time.monotonic() + self._drain_s
+                while time.monotonic() < deadline and self.busy():
+                    time.sleep(0.05)
+                if callable(previous):
+                    previous(sig, frame)
+
+            threading.Thread(target=then_stop, name="drain", daemon=True).start()
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+    def busy(self) -> bool:
+        """Whether work already taken is still running (a service adds its own, jobs)."""
+        return self._batcher is not None and not self._batcher.idle
 
     def _load(self, settings: Settings) -> None:
         started = time.perf_counter()
@@ -94,7 +129,9 @@ class ModelService(Generic[M]):
 
     @property
     def served(self) -> M:
-        """The served model, or 503 not_ready while it is loading."""
+        """The served model, or 503 not_ready while it is loading or draining."""
+        if self.draining:
+            raise NotReady(f"the {self.kind.name} service is shutting down; retry elsewhere")
         if self._served is None:
             raise NotReady(f"the {self.kind.name} model is loading; retry shortly")
         return self._served
@@ -105,13 +142,19 @@ class ModelService(Generic[M]):
             raise NotReady(f"the {self.kind.name} model is loading; retry shortly")
         return self._batcher
 
+    @property
+    def working_model(self) -> M:
+        """The model, for work already taken (which finishes while draining)."""
+        assert self._served is not None, "work is taken only once the model is loaded"
+        return self._served
+
     def run_batch(self, rows: list[Any], key: Hashable) -> Sequence[Any]:
         """One batch of rows that share ``key``, in the batcher's worker thread."""
-        return self.served.run_batch(rows, key)
+        return self.working_model.run_batch(rows, key)
 
     def describe(self) -> dict[str, Any]:
         """GET /v1/model: the served model's manifest summary and provider."""
         return self.served.describe()
 
     def __is_ready__(self) -> bool:
-        return getattr(self, "ready", False)
+        return getattr(self, "ready", False) and not getattr(self, "draining", False)

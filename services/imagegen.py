@@ -63,11 +63,14 @@ class ImagegenService(ModelService[ImagePipeline]):
         settings = cast(ImagegenSettings, self.settings)
         self.jobs = JobStore(max_jobs=settings.max_jobs, on_count=gauge.set)
 
+    def busy(self) -> bool:
+        return super().busy() or self.jobs.unfinished() > 0
+
     def loaded(self, served: ImagePipeline) -> None:
         served.step_observer = UNET_STEP_SECONDS.labels(self.model).observe
 
     def run_batch(self, rows: list[Any], key: Any) -> list[tuple[np.ndarray, list[np.ndarray]]]:
-        results = self.served.run_batch(rows, key)
+        results = self.working_model.run_batch(rows, key)
         SAMPLES.labels(self.model).inc(len(rows))
         return list(results)
 
@@ -102,10 +105,11 @@ class ImagegenService(ModelService[ImagePipeline]):
 
         def work(on_step: Any) -> Any:
             def step(i: int, denoised: np.ndarray) -> bool:
-                preview = images.thumbnail(self.served.decode(denoised[:1])[0], PREVIEW_SIDE)
+                decoded = self.working_model.decode(denoised[:1])[0]
+                preview = images.thumbnail(decoded, PREVIEW_SIDE)
                 return bool(on_step(i + 1, req.steps, preview))
 
-            results = self.served.generate_rows(rows, _params(req), on_step=step)
+            results = self.working_model.generate_rows(rows, _params(req), on_step=step)
             SAMPLES.labels(self.model).inc(len(rows))
             return _encode(req, seed, list(results))
 

@@ -1,0 +1,57 @@
+"""SIGTERM to a model service: not ready at once, new work refused with 503 at once,
+the work already taken (a running generation, a running job) finishes with 200, then the
+process exits with nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import psutil
+import pytest
+
+from genserve import kinds
+from genserve.ops.launcher import spawn, stop, wait_ready
+from tests.conftest import MODELS_DIR
+from tests.e2e.conftest import free_port
+
+pytestmark = pytest.mark.e2e
+
+SLOW = {"prompt": "a red circle", "steps": 150, "n": 4, "seed": 1}
+
+
+def test_sigterm_drains_then_exits(imagegen_model_dir) -> None:
+    kind = kinds.get("imagegen")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {"GENSERVE_MODELS_DIR": str(MODELS_DIR), "GENSERVE_IMAGEGEN_MAX_LATENCY_MS": "0"}
+    proc = spawn(kind.service, "127.0.0.1", port, env, quiet=True)
+    try:
+        wait_ready(url, proc, timeout=90)
+        family = psutil.Process(proc.pid).children(recursive=True)
+        job = httpx.post(url + "/v1/jobs", json={**SLOW, "n": 1}, timeout=10).json()["id"]
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(httpx.post, url + "/v1/images", json=SLOW, timeout=120)
+            time.sleep(0.5)  # it is in the model now
+            os.killpg(proc.pid, signal.SIGTERM)
+            signalled = time.monotonic()
+            time.sleep(0.2)
+            assert httpx.get(url + "/readyz", timeout=2).status_code == 503
+            refused = httpx.post(url + "/v1/images", json=SLOW, timeout=2)
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["code"] == "not_ready"
+            assert refused.headers["retry-after"]
+            assert time.monotonic() - signalled < 2  # at once, not after the work
+            status = httpx.get(f"{url}/v1/jobs/{job}", timeout=2)
+            assert status.status_code == 200  # a job's client can still follow it
+            answer = running.result(timeout=120)
+        assert answer.status_code == 200, answer.text  # the work taken finished
+        assert len(answer.json()["images"]) == 4
+        proc.wait(timeout=60)
+        time.sleep(0.5)
+        assert not [p for p in family if p.is_running() and p.status() != "zombie"]
+    finally:
+        stop(proc)
