@@ -20,7 +20,6 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -221,12 +220,6 @@ def get(name: str, *, field: str = "model") -> ModelKind:
     if kind is None:
         raise NotFound(f"no model named {name!r}; models: {sorted(registry())}", field=field)
     return kind
-
-
-def folder_of(kind: ModelKind) -> Path:
-    """The kind's library folder (where its api.py lives)."""
-    module = importlib.import_module(kind.settings.__module__)
-    return Path(module.__file__ or "").parent
 
 
 def entry(ref: str | None, what: str, kind: ModelKind) -> Callable[..., Any]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,18 +31,12 @@ STARTUP_TIMEOUT_S = 180.0
 GRACE_S = 120.0  # beyond the profile's planned load: start-up, the last requests, reports
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def stack(logs: Path, budget: bool = True) -> Iterator[tuple[str, str]]:
     """Every model service and the gateway on free loopback ports (authentication off,
     rate limits raised so the limiter does not shape the load); yields (URL, gRPC address)
     once all are ready, and stops them all on the way out."""
-    from genserve.ops.launcher import model_services, spawn, stop, wait_ready
+    from genserve.ops.launcher import free_port, model_services, spawn, stop, wait_ready
 
     logs.mkdir(parents=True, exist_ok=True)
     procs: list[tuple[str, str, subprocess.Popen[bytes], IO[bytes]]] = []

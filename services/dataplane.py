@@ -35,10 +35,6 @@ def kind_of(model: str) -> ModelKind:
     return kinds.get(model, field="model_name")
 
 
-def spec(model: str) -> ModelSpec:
-    return kind_of(model).oip
-
-
 def check_version(version: str | None) -> None:
     if version not in (None, "", "1"):
         raise NotFound(f"no version {version!r}; the only version is 1", field="model_version")
@@ -57,7 +53,7 @@ class DataPlane:
 
     def metadata(self, model: str, version: str | None = None) -> dict[str, Any]:
         check_version(version)
-        return spec(model).metadata()
+        return kind_of(model).oip.metadata()
 
     async def infer(self, model: str, request: InferRequest) -> list[Tensor]:
         kind = kind_of(model)

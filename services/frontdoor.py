@@ -130,9 +130,9 @@ def access_of(path: str) -> Access:
         if path == prefix or path.startswith(prefix + "/"):
             return Access(scope=scope)
     match = _MODEL_PATH.match(path)
-    if match and match.group(1) in kinds.registry():
-        scope = kinds.get(match.group(1)).scope
-        return Access(scope=scope, limited=not _PROBE_PATH.fullmatch(path))
+    kind = kinds.registry().get(match.group(1)) if match else None
+    if kind is not None:
+        return Access(scope=kind.scope, limited=not _PROBE_PATH.fullmatch(path))
     return Access()  # any valid key; then 404 for what does not exist
 
 

@@ -98,5 +98,4 @@ async def models() -> dict[str, Any]:
 @calls_a_service
 async def model(name: str, request: Request) -> Response:
     """A model's manifest summary and execution provider, from its service."""
-    state.backends.get(name)
     return await proxy(request, name, state.settings.timeout_jobs_s, "/v1/model")

@@ -56,13 +56,9 @@ def bench(
 
 def startup_seconds(timeout: float = 60.0) -> float:
     """Wall time from launching ``bentoml serve services.gan:GanService`` to /readyz 200."""
-    import socket
+    from genserve.ops.launcher import free_port, spawn, stop, wait_ready
 
-    from genserve.ops.launcher import spawn, stop, wait_ready
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = spawn("services.gan:GanService", "127.0.0.1", port, quiet=True)
     try:
         return wait_ready(f"http://127.0.0.1:{port}", proc, timeout)

@@ -11,7 +11,6 @@ inference protocol routes are measured the same way with the unmodified tritoncl
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import tempfile
 import time
@@ -26,12 +25,6 @@ from genserve import kinds
 from genserve.errors import ConfigError
 from genserve.kinds import Example, ModelKind
 from genserve.protocol.tensors import DATATYPES
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _times_ms(fn: Callable[[], Any], n: int) -> list[float]:
@@ -51,7 +44,7 @@ def bench(kind: ModelKind, requests: int = 400) -> dict[str, float]:
     from tqdm import tqdm
 
     from genserve.keys import key_digest, new_key
-    from genserve.ops.launcher import spawn, stop, wait_ready
+    from genserve.ops.launcher import free_port, spawn, stop, wait_ready
 
     example = kind.example
     if example is None:
@@ -60,7 +53,7 @@ def bench(kind: ModelKind, requests: int = 400) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         keys = Path(tmp) / "keys.json"
         keys.write_text(json.dumps({"keys": [{"name": "bench", "sha256": key_digest(key)}]}))
-        model_port, gw_port, grpc_port = _port(), _port(), _port()
+        model_port, gw_port, grpc_port = free_port(), free_port(), free_port()
         model_url, gw_url = f"http://127.0.0.1:{model_port}", f"http://127.0.0.1:{gw_port}"
         # A batching wait would hide the gateway's cost: none (the default), unless the
         # caller's environment asks for one (to measure what a wait costs).

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -99,6 +100,13 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -
             pass
         time.sleep(0.05)
     raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (for servers started by tests and benches)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def family(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:

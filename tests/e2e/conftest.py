@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,14 +11,8 @@ import pytest
 
 from genserve import kinds
 from genserve.kinds import ModelKind
-from genserve.ops.launcher import spawn, stop, wait_ready
+from genserve.ops.launcher import free_port, spawn, stop, wait_ready
 from tests.conftest import MODELS_DIR
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
