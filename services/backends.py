@@ -1,8 +1,9 @@
 """The gateway's view of the model services: URLs, health, and bounded calls.
 
-Every call has a connect timeout and its route's timeout. A service that refuses the
-connection, or that its last health probe found not ready, is answered with 503 at once;
-one that does not answer in time, with 504. A probe that merely times out (a busy
+Every call has a connect timeout and its route's timeout. A service that refused the
+last connection (a call's or a health probe's) is answered with 503 at once until a probe
+connects again; one that answers "not ready" (loading, draining) still gets the call and
+answers it itself; one that does not answer in time, 504. A probe that merely times out (a busy
 service) does not mark a service down, so load never turns into false 503s.
 
 The client is aiohttp (a BentoML dependency): over kept-alive connections it costs about
@@ -53,7 +54,7 @@ class Backend:
     url: str
     timeout_s: float
     ready: bool = False
-    refused: bool = False  # the last probe could not connect, or was told "not ready"
+    refused: bool = False  # the last probe or call could not connect
 
     def set_state(self, ready: bool, refused: bool) -> None:
         if ready != self.ready:
@@ -160,7 +161,11 @@ class Backends:
         except (TimeoutError, aiohttp.ClientError):
             pass  # busy, not down: keep the last verdict
         else:
-            backend.set_state(ready=ok, refused=not ok)
+            # Told "not ready" (loading, draining): requests still go through, and the
+            # service answers them itself (503 not_ready with its Retry-After); only a
+            # refused connection fails fast here, so a stale verdict never refuses work
+            # the service could already do.
+            backend.set_state(ready=ok, refused=False)
 
     async def watch(self) -> None:
         """Probe every service's /readyz, forever (a task on the gateway's loop)."""

@@ -41,6 +41,7 @@ class ServiceSpec:
     offset: int  # port = base port + offset
     env: dict[str, str] = field(default_factory=dict)
     cpus: tuple[int, ...] | None = None  # its core budget (CPU affinity); None = unpinned
+    ready_path: str = "/readyz"  # answers 200 once the service is ready to serve
 
 
 def model_services(budget: bool = True) -> list[ServiceSpec]:
@@ -87,14 +88,17 @@ def spawn(
     )
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> float:
-    """Seconds until ``url``/readyz answers 200; raises if the process exits or time runs out."""
+def wait_ready(
+    url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0, path: str = "/readyz"
+) -> float:
+    """Seconds until ``url`` + ``path`` answers 200; raises if the process exits or time
+    runs out."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
         if proc.poll() is not None:
             raise RuntimeError(f"{url}: the service exited with {proc.returncode}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+            if httpx.get(url + path, timeout=1).status_code == 200:
                 return time.perf_counter() - started
         except httpx.HTTPError:
             pass
@@ -150,7 +154,9 @@ def gateway_spec(base_port: int, auth: bool) -> ServiceSpec:
     }
     env["GENSERVE_GATEWAY_GRPC_PORT"] = str(base_port + GRPC_OFFSET)
     env["GENSERVE_GATEWAY_AUTH"] = "true" if auth else "false"
-    return ServiceSpec("gateway", "services.gateway:Gateway", 0, env)
+    # Ready once the gateway itself has seen every model service ready: "genserve is up"
+    # then means a request through the front door is served, not refused for a stale probe.
+    return ServiceSpec("gateway", "services.gateway:Gateway", 0, env, ready_path="/v2/health/ready")
 
 
 class Supervisor:
@@ -255,7 +261,7 @@ def serve(
         for spec in specs:  # they start together: waiting in turn costs nothing
             try:
                 proc = supervisor.procs[spec.name]
-                wait_ready(supervisor.url(spec), proc, deadline - time.monotonic())
+                wait_ready(supervisor.url(spec), proc, deadline - time.monotonic(), spec.ready_path)
             except (RuntimeError, TimeoutError) as exc:
                 print(f"genserve: {spec.name}: {exc}", file=sys.stderr)
                 return 1
