@@ -10,6 +10,11 @@ rows of compatible requests in queue order, runs ``run(rows, key)`` in a worker 
 and hands each request back its own slice of the results. The queue is bounded in
 rows: a request that would overflow it is refused at once with ``Overloaded``.
 
+A request is never run for nobody. One still queued when its ``deadline_s`` passes (the
+route's timeout: its caller has been answered 504 by then) fails with ``QueueTimeout``
+and leaves the queue; one whose caller went away (its task cancelled) leaves at once.
+Both are counted by ``on_drop(reason)``, "deadline" or "cancelled": dropped, not run.
+
 Rows are independent in the models batched here, so a request's result does not
 depend on what it was batched with.
 """
@@ -17,6 +22,7 @@ depend on what it was batched with.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
@@ -25,7 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from genserve.config import BatchingSettings
-from genserve.errors import Overloaded
+from genserve.errors import Overloaded, QueueTimeout
+
+log = logging.getLogger("genserve.batching")
 
 # run(rows, key) -> results sliceable by row (a list, or an array with rows first)
 RunFn = Callable[[list[Any], Any], Any]
@@ -37,6 +45,7 @@ class _Pending:
     key: Hashable
     enqueued: float
     future: asyncio.Future[Sequence[Any]] = field(repr=False)
+    queued: bool = True  # still in the queue (not yet taken into a model call)
 
     @property
     def rows(self) -> int:
@@ -61,11 +70,15 @@ class MicroBatcher:
         max_batch_size: int,
         max_latency_ms: float,
         max_queue: int,
+        deadline_s: float | None = None,
         observe: Callable[[BatchStats], None] | None = None,
         on_depth: Callable[[int], None] | None = None,
+        on_drop: Callable[[str], None] | None = None,
     ) -> None:
         self._run = run
         self._on_depth = on_depth or (lambda _rows: None)  # queued rows, as they change
+        self._on_drop = on_drop or (lambda _reason: None)  # a request dropped, not run
+        self.deadline_s = deadline_s
         self.max_batch_size = max_batch_size
         self.max_latency_s = max_latency_ms / 1000.0
         self.max_queue = max_queue
@@ -85,14 +98,20 @@ class MicroBatcher:
         settings: BatchingSettings,
         observe: Callable[[BatchStats], None],
         on_depth: Callable[[int], None] | None = None,
+        on_drop: Callable[[str], None] | None = None,
+        *,
+        deadline_s: float | None = None,
     ) -> MicroBatcher:
+        """``deadline_s``: the route's timeout, unless the settings name their own."""
         return cls(
             run,
             max_batch_size=settings.max_batch_size,
             max_latency_ms=settings.max_latency_ms,
             max_queue=settings.max_queue,
+            deadline_s=settings.deadline_s or deadline_s,
             observe=observe,
             on_depth=on_depth,
+            on_drop=on_drop,
         )
 
     @property
@@ -122,15 +141,54 @@ class MicroBatcher:
         self._on_depth(self._queued_rows)
         assert self._wakeup is not None
         self._wakeup.set()
-        return await pending.future
+        timer = None
+        if self.deadline_s is not None:
+            timer = loop.call_later(self.deadline_s, self._expire, pending)
+        try:
+            return await pending.future
+        except asyncio.CancelledError:  # the caller went away: its rows are not run
+            if self._forget(pending):
+                self._on_drop("cancelled")
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _forget(self, pending: _Pending) -> bool:
+        """Take a request out of the queue; False when it has left it already."""
+        if not pending.queued:
+            return False
+        pending.queued = False
+        self._queue.remove(pending)
+        self._queued_rows -= pending.rows
+        self._on_depth(self._queued_rows)
+        return True
+
+    def _expire(self, pending: _Pending) -> None:
+        """Its deadline passed. Still queued: dropped, never run. In the running call: the
+        caller is answered now, and the call's result for it is thrown away."""
+        if pending.future.done():
+            return
+        waited = time.perf_counter() - pending.enqueued
+        if self._forget(pending):
+            self._on_drop("deadline")
+            why = "still queued; it was not run"
+        else:
+            why = "its model call had not finished"
+        pending.future.set_exception(
+            QueueTimeout(f"no result within the deadline of {self.deadline_s:g} s ({why})")
+        )
+        log.info("request dropped after %.3f s: %s", waited, why)
 
     def _take_batch(self) -> list[_Pending]:
         """The oldest request and, in queue order, compatible ones that still fit."""
         first = self._queue.popleft()
+        first.queued = False
         batch, rows, rest = [first], first.rows, deque[_Pending]()
         while self._queue:
             p = self._queue.popleft()
             if p.key == first.key and rows + p.rows <= self.max_batch_size:
+                p.queued = False
                 batch.append(p)
                 rows += p.rows
             else:
@@ -147,6 +205,7 @@ class MicroBatcher:
             if not self._queue:
                 self._wakeup.clear()
                 await self._wakeup.wait()
+                continue  # (it may have left again before this task ran)
             # Give concurrent requests a moment to join, unless the batch is already full.
             deadline = self._queue[0].enqueued + self.max_latency_s
             while (
@@ -158,8 +217,10 @@ class MicroBatcher:
                     await asyncio.wait_for(self._wakeup.wait(), left)
                 except TimeoutError:
                     break
+            if not self._queue:
+                continue  # every queued request left (deadline, caller gone) meanwhile
             batch = self._take_batch()
-            live = [p for p in batch if not p.future.cancelled()]
+            live = [p for p in batch if not p.future.done()]
             if not live:
                 continue
             started = time.perf_counter()

@@ -67,6 +67,11 @@ class ServerSettings(BaseSettings):
     body_idle_timeout_s: float = Field(
         5.0, gt=0, le=3600, description="the longest wait for the next piece of a body (408)"
     )
+    fast_path: bool = Field(
+        True,
+        description="serve a model service's JSON POST routes without FastAPI's request "
+        "handling (services/fastpath.py); false: through FastAPI, for comparison",
+    )
 
 
 class BatchingSettings(BaseSettings):
@@ -80,6 +85,13 @@ class BatchingSettings(BaseSettings):
         description="extra wait for company when the model is idle; 0 = run at once",
     )
     max_queue: int = Field(1024, ge=1, le=1_000_000, description="queued rows before 503")
+    deadline_s: float | None = Field(
+        None,
+        gt=0,
+        le=86400,
+        description="a request without its result this long is answered 504 and, if still "
+        "queued, dropped unrun; default: the kind's route timeout",
+    )
 
 
 class GatewaySettings(BaseSettings):

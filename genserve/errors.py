@@ -194,6 +194,16 @@ class GatewayTimeout(GenserveError):
     public_message = "the model service did not answer in time"
 
 
+class QueueTimeout(GenserveError):
+    """A request's deadline (its route's timeout) passed before its model call finished;
+    if it was still queued, it was dropped and never run."""
+
+    http_status = 504
+    grpc_code = "DEADLINE_EXCEEDED"
+    code = "deadline_exceeded"
+    public_message = "no result within the route's deadline; the request was not run"
+
+
 class NotReady(GenserveError):
     """The service is starting (its model is loading)."""
 
@@ -202,6 +212,13 @@ class NotReady(GenserveError):
     code = "not_ready"
     public_message = "the service is starting; retry shortly"
     retry_after_s = 1.0
+
+
+class ShuttingDown(NotReady):
+    """The service got SIGTERM: it finishes the work it has taken and takes no more."""
+
+    code = "shutting_down"
+    public_message = "the service is shutting down; retry shortly (elsewhere if you can)"
 
 
 class ModelIntegrityError(GenserveError):

@@ -57,6 +57,12 @@ TOKENS = Counter(
 )
 
 
+DROPPED = Counter(
+    "genserve_requests_dropped_total",
+    "Requests taken out of a model's batching queue unrun: deadline (the route's timeout "
+    "passed while queued) or cancelled (the caller went away)",
+    ["model", "reason"],
+)
 QUEUE_ROWS = Gauge(
     "genserve_queue_rows",
     "Rows (images, texts) waiting in a model's batching queue: the autoscaling signal",
@@ -141,6 +147,13 @@ def queue_gauge(model: str, capacity: int) -> Callable[[int], None]:
     gauge = QUEUE_ROWS.labels(model)
     gauge.set(0)
     return gauge.set
+
+
+def drop_counter(model: str) -> Callable[[str], None]:
+    """A MicroBatcher ``on_drop`` callback counting genserve_requests_dropped_total."""
+    for reason in ("deadline", "cancelled"):
+        DROPPED.labels(model, reason)  # present at 0 from the start
+    return lambda reason: DROPPED.labels(model, reason).inc()
 
 
 def batch_observer(model: str) -> Callable[[BatchStats], None]:

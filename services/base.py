@@ -9,20 +9,21 @@ the kind's served model (genserve.serving.ServedModel), its batcher runs
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from types import FrameType
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from genserve import kinds, resources
 from genserve.batching import MicroBatcher
 from genserve.config import Settings
-from genserve.errors import NotReady
+from genserve.errors import NotReady, ShuttingDown
 from genserve.kinds import KindSettings, ModelKind
-from genserve.metrics import batch_observer, queue_gauge, record_model
+from genserve.metrics import batch_observer, drop_counter, queue_gauge, record_model
 from genserve.serving import ServedModel
 from services.wire import Limits
 
@@ -44,6 +45,37 @@ def service_config(name: str, timeout_s: float) -> dict[str, Any]:
         "logging": {"access": {"enabled": False}},
         "tracing": {"excluded_urls": ".*"},
     }
+
+
+def drain_on_sigterm(
+    name: str, drain_s: float, busy: Callable[[], bool], begin: Callable[[], None]
+) -> None:
+    """On SIGTERM: ``begin`` at once (the service says not ready and refuses new work with
+    503), then, once ``busy`` says the work already taken has finished (``drain_s`` at
+    most), the server's own handler (uvicorn's, installed before the service is built)
+    runs and stops it. A second SIGTERM changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals are the main thread's; no draining without them
+    previous = signal.getsignal(signal.SIGTERM)
+    started = threading.Event()
+
+    def on_sigterm(sig: int, frame: FrameType | None) -> None:
+        if started.is_set():
+            return
+        started.set()
+        begin()
+        log.info("%s: SIGTERM, draining (at most %g s)", name, drain_s)
+
+        def then_stop() -> None:
+            deadline = time.monotonic() + drain_s
+            while time.monotonic() < deadline and busy():
+                time.sleep(0.05)
+            if callable(previous):
+                previous(sig, frame)
+
+        threading.Thread(target=then_stop, name="drain", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 class ModelService(Generic[M]):
@@ -72,33 +104,10 @@ class ModelService(Generic[M]):
         loader = threading.Thread(target=self._load, args=(settings,), name="model-load")
         loader.daemon = True
         loader.start()
-        self._drain_on_sigterm()
+        drain_on_sigterm(self.kind.name, self._drain_s, self.busy, self._begin_drain)
 
-    def _drain_on_sigterm(self) -> None:
-        """On SIGTERM: not ready at once, new work refused with 503 at once, and the work
-        already taken (queued rows, the running call, running jobs) finishes before the
-        HTTP server is told to stop (``GENSERVE_SERVER_DRAIN_S`` at most). The server's
-        own handler (uvicorn's, installed before this service is built) runs after."""
-        if threading.current_thread() is not threading.main_thread():
-            return  # signals are the main thread's; no draining without them
-        previous = signal.getsignal(signal.SIGTERM)
-
-        def on_sigterm(sig: int, frame: FrameType | None) -> None:
-            if self.draining:
-                return
-            self.draining = True
-            log.info("%s: SIGTERM, draining (at most %g s)", self.kind.name, self._drain_s)
-
-            def then_stop() -> None:
-                deadline = time.monotonic() + self._drain_s
-                while time.monotonic() < deadline and self.busy():
-                    time.sleep(0.05)
-                if callable(previous):
-                    previous(sig, frame)
-
-            threading.Thread(target=then_stop, name="drain", daemon=True).start()
-
-        signal.signal(signal.SIGTERM, on_sigterm)
+    def _begin_drain(self) -> None:
+        self.draining = True
 
     def busy(self) -> bool:
         """Whether work already taken is still running (a service adds its own, jobs)."""
@@ -117,9 +126,16 @@ class ModelService(Generic[M]):
             self.settings,
             batch_observer(self.model),
             queue_gauge(self.model, self.settings.max_queue),
+            drop_counter(self.model),
+            deadline_s=self.kind.timeout_s,
         )
         self._served = served
         self.loaded(served)
+        # Everything built so far (BentoML, FastAPI, the model's objects) lives as long as
+        # the process: out of the collector's way, so that a full collection under load
+        # scans only what requests made, not the whole heap. Without it, probes under
+        # saturation stalled up to half a second now and then (tests/e2e/test_probes.py).
+        gc.freeze()
         self.ready = True  # the model's sessions have warmed up while loading
         log.info("%s: model %r ready", self.kind.name, self.model)
 
@@ -131,7 +147,7 @@ class ModelService(Generic[M]):
     def served(self) -> M:
         """The served model, or 503 not_ready while it is loading or draining."""
         if self.draining:
-            raise NotReady(f"the {self.kind.name} service is shutting down; retry elsewhere")
+            raise ShuttingDown(f"the {self.kind.name} service is shutting down")
         if self._served is None:
             raise NotReady(f"the {self.kind.name} model is loading; retry shortly")
         return self._served

@@ -43,13 +43,14 @@ def check_version(version: str | None) -> None:
 class DataPlane:
     def __init__(self, backends: Backends) -> None:
         self.backends = backends
+        self.draining = False  # SIGTERM: nothing is ready any more, over HTTP and gRPC
 
     def model_ready(self, model: str) -> bool:
         kind_of(model)
-        return self.backends.get(model).ready
+        return not self.draining and self.backends.get(model).ready
 
     def server_ready(self) -> bool:
-        return all(b.ready for b in self.backends.by_name.values())
+        return not self.draining and all(b.ready for b in self.backends.by_name.values())
 
     def metadata(self, model: str, version: str | None = None) -> dict[str, Any]:
         check_version(version)

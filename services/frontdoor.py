@@ -44,6 +44,7 @@ from services.wire import (
     read_body,
     request_id,
     request_id_var,
+    unless_gone,
 )
 
 access = logging.getLogger("genserve.access")
@@ -261,7 +262,7 @@ async def pass_through(scope: Scope, receive: Receive, send: Send, headers: dict
             route.request.model_validate_json(body, strict=True)
         except ValidationError as exc:
             raise invalid_input(exc.errors()) from None
-        upstream = await state.backends.request(
+        call = state.backends.request(
             kind.name,
             "POST",
             path,
@@ -269,8 +270,13 @@ async def pass_through(scope: Scope, receive: Receive, send: Send, headers: dict
             headers={"content-type": "application/json", REQUEST_ID_HEADER: request_id_var.get()},
             timeout_s=state.timeout(kind, route),
         )
+        # A caller that leaves closes the call to the service too: its work is dropped there.
+        upstream = await unless_gone(receive, call)
     except GenserveError as exc:
         await error_response(exc, path)(scope, receive, send)
+        return
+    if upstream is None:
+        await client_gone(send)
         return
     kept = [
         (k.lower().encode("latin-1"), v.encode("latin-1"))

@@ -26,6 +26,7 @@ from genserve.gan.api import KIND, DigitImage, DigitImages, InterpolateRequest, 
 from genserve.gan.sampler import GanSampler, Rows, to_uint8
 from genserve.metrics import SAMPLES, STAGE_SECONDS
 from services.base import ModelService, service_config
+from services.fastpath import serve_fast
 from services.wire import Limits, create_app
 
 log = logging.getLogger("genserve.gan")
@@ -110,3 +111,6 @@ def _json_images(seed: int, pixels: np.ndarray, rows: Rows, encoded: list[bytes]
             for d, b in zip(rows.digits, encoded, strict=True)
         ],
     )
+
+
+serve_fast(GanService, app, limits)

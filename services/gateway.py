@@ -19,6 +19,7 @@ Retry-After). This file only wires the parts together.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import bentoml
@@ -27,7 +28,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from genserve import kinds, resources
 from genserve.config import Settings
 from services import oip_grpc, oip_http, openapi, pages, rest
-from services.base import service_config
+from services.base import drain_on_sigterm, service_config
 from services.frontdoor import FrontDoor, limits, state
 from services.wire import add_openapi_step, create_app
 
@@ -78,6 +79,11 @@ class Gateway:
         resources.start_sampler("gateway")
         self.grpc: oip_grpc.GrpcServer | None = None
         self.ready = False
+        # SIGTERM: not ready at once (HTTP and gRPC), new requests 503 with Retry-After at
+        # once, the open ones (HTTP and gRPC alike hold a place) finish, then it stops.
+        drain_on_sigterm(
+            "gateway", settings.server.drain_s, lambda: state.guard.in_flight > 0, self._drain
+        )
         log.info(
             "gateway: authentication %s; services %s",
             "on" if settings.gateway.auth else "OFF (local development)",
@@ -95,6 +101,7 @@ class Gateway:
                 state.settings.grpc_port,
                 limits.max_body_bytes,
             )
+        gc.freeze()  # start-up's objects out of the collector's way (services/base.py)
         self.ready = True
 
     @bentoml.on_shutdown
@@ -103,6 +110,11 @@ class Gateway:
             await self.grpc.stop()
         self.watcher.cancel()
         await state.backends.close()
+
+    def _drain(self) -> None:
+        self.ready = False
+        # (gRPC health watchers hear NOT_SERVING at the next poll of the data plane)
+        state.guard.draining = state.dataplane.draining = True
 
     def __is_ready__(self) -> bool:
         return self.ready

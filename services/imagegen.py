@@ -37,6 +37,7 @@ from genserve.imagegen.jobs import Job, JobStore
 from genserve.imagegen.pipeline import ImageParams, ImagePipeline, ImageRow
 from genserve.metrics import JOBS_IN_PROGRESS, SAMPLES, STAGE_SECONDS, UNET_STEP_SECONDS
 from services.base import ModelService, service_config
+from services.fastpath import serve_fast
 from services.wire import Limits, create_app
 
 PREVIEW_SIDE = 64
@@ -178,3 +179,6 @@ def _encode(req: ImageRequest, seed: int, results: list) -> Any:
             GeneratedImage(seed=seed + i, png_base64=_b64(images.png(pixels)), frames_base64=frames)
         )
     return GeneratedImages(images=out)
+
+
+serve_fast(ImagegenService, app, limits)

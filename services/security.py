@@ -41,6 +41,7 @@ from genserve.errors import (
     Forbidden,
     Overloaded,
     RateLimited,
+    ShuttingDown,
     TooManyOpenRequests,
     Unauthenticated,
 )
@@ -196,6 +197,7 @@ class Guard:
         self.max_in_flight = settings.max_in_flight
         self.max_per_caller = settings.per_caller_in_flight
         self.in_flight = 0
+        self.draining = False  # SIGTERM: no new places, the open requests finish
         self.open_by_caller: dict[str, int] = {}  # caller -> its open requests (none: absent)
         self._lock = threading.Lock()
 
@@ -218,6 +220,8 @@ class Guard:
         a ``caller`` (its ``Principal.bucket_id``), one of its own places, or 429 at once.
         Given back when the context exits, however it exits (answer, error, the client
         gone, a timeout)."""
+        if self.draining:
+            raise ShuttingDown("the gateway is shutting down")
         with self._lock:
             held = 0 if caller is None else self.open_by_caller.get(caller, 0)
             if held >= self.max_per_caller:

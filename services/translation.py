@@ -23,6 +23,7 @@ from genserve.translation.api import (
 )
 from genserve.translation.translator import Options, Translator
 from services.base import ModelService, service_config
+from services.fastpath import serve_fast
 from services.wire import Limits, create_app
 
 log = logging.getLogger("genserve.translation")
@@ -76,3 +77,6 @@ def _out(t: Any) -> TranslationOut:
         target_tokens=t.target_tokens,
         attention=attention,
     )
+
+
+serve_fast(TranslationService, app, limits)

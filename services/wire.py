@@ -16,8 +16,8 @@ import re
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -45,6 +45,7 @@ from genserve.errors import (
     from_wire,
 )
 
+T = TypeVar("T")
 log = logging.getLogger("genserve.http")
 access = logging.getLogger("genserve.access")
 
@@ -326,6 +327,35 @@ async def client_gone(send: Send) -> None:
     499 is the access log's "client closed request", as nginx writes it."""
     await send({"type": "http.response.start", "status": 499, "headers": []})
     await send({"type": "http.response.body", "body": b""})
+
+
+async def unless_gone(receive: Receive, work: Awaitable[T]) -> T | None:
+    """``work``'s result, or None when the client disconnects first: then ``work`` is
+    cancelled, so a request whose caller left is not run for nobody (a batch queue drops
+    it, an upstream call is closed). Call it once the whole body has been read: the next
+    thing ``receive`` gives is then the disconnect. ``work`` runs in the calling task; one
+    small task watches the connection."""
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        task.uncancel()  # cancelled for the disconnect alone: the request ends here
+        return None
+    finally:
+        watcher.cancel()
 
 
 def invalid_input(errors: Sequence[Any]) -> InvalidInput:

@@ -80,7 +80,13 @@ def spawn(
     return subprocess.Popen(
         cmd,
         cwd=PROJECT_ROOT,
-        env={**os.environ, "BENTOML_HOME": str(home), **(env or {})},
+        # BENTOML_DO_NOT_TRACK: no usage report (its DNS lookup can hold start and stop).
+        env={
+            **os.environ,
+            "BENTOML_HOME": str(home),
+            "BENTOML_DO_NOT_TRACK": "True",
+            **(env or {}),
+        },
         stdout=out,
         stderr=subprocess.STDOUT if log is not None else out,
         start_new_session=True,

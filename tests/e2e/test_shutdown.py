@@ -42,7 +42,7 @@ def test_sigterm_drains_then_exits(imagegen_model_dir) -> None:
             assert httpx.get(url + "/readyz", timeout=2).status_code == 503
             refused = httpx.post(url + "/v1/images", json=SLOW, timeout=2)
             assert refused.status_code == 503, refused.text
-            assert refused.json()["error"]["code"] == "not_ready"
+            assert refused.json()["error"]["code"] == "shutting_down"
             assert refused.headers["retry-after"]
             assert time.monotonic() - signalled < 2  # at once, not after the work
             status = httpx.get(f"{url}/v1/jobs/{job}", timeout=2)
@@ -55,3 +55,56 @@ def test_sigterm_drains_then_exits(imagegen_model_dir) -> None:
         assert not [p for p in family if p.is_running() and p.status() != "zombie"]
     finally:
         stop(proc)
+
+
+def test_gateway_sigterm_drains_http_and_grpc(request: pytest.FixtureRequest, tmp_path) -> None:
+    """SIGTERM to the gateway: readiness false at once over HTTP and gRPC, new requests
+    refused at once (503 with Retry-After; gRPC UNAVAILABLE), the open ones (one over
+    each protocol) finish, then the gateway exits with no process left behind."""
+    import numpy as np
+    import tritonclient.grpc as triton_grpc
+    from tritonclient.utils import InferenceServerException
+
+    from tests.e2e.conftest import Server, gateway_env, model_servers
+
+    urls = {name: server.url for name, server in model_servers(request).items()}
+    grpc_port = free_port()
+    env = gateway_env(urls, grpc_port, GENSERVE_GATEWAY_AUTH="false")
+    gateway = Server("services.gateway:Gateway", env, tmp_path / "gw.log")
+    family = [psutil.Process(p) for p in gateway.pids()]
+    client = triton_grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+    prompt = triton_grpc.InferInput("PROMPT", [1], "BYTES")
+    prompt.set_data_from_numpy(np.array([b"a red circle"], dtype=object))
+    try:
+        wait_ready(gateway.url, gateway.proc, 30, "/v2/health/ready")
+        with ThreadPoolExecutor(2) as pool:
+            over_http = pool.submit(
+                httpx.post, gateway.url + "/v1/images", json={**SLOW, "n": 2}, timeout=120
+            )
+            over_grpc = pool.submit(
+                client.infer, "imagegen", [prompt], parameters={"steps": 150, "seed": 2}
+            )
+            time.sleep(1.0)  # both are in the model now
+            os.killpg(gateway.proc.pid, signal.SIGTERM)
+            signalled = time.monotonic()
+            time.sleep(0.3)
+            assert httpx.get(gateway.url + "/readyz", timeout=2).status_code == 503
+            assert httpx.get(gateway.url + "/v2/health/ready", timeout=2).status_code == 503
+            assert not client.is_server_ready()
+            refused = httpx.post(gateway.url + "/v1/samples", json={"seed": 1}, timeout=2)
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["code"] == "shutting_down"
+            assert refused.headers["retry-after"]
+            with pytest.raises(InferenceServerException, match="UNAVAILABLE"):
+                client.infer("imagegen", [prompt], parameters={"steps": 2})
+            assert time.monotonic() - signalled < 3  # at once, not after the work
+            answer = over_http.result(timeout=120)
+            assert answer.status_code == 200, answer.text
+            assert len(answer.json()["images"]) == 2
+            assert over_grpc.result(timeout=120).as_numpy("IMAGE") is not None
+        gateway.proc.wait(timeout=60)
+        time.sleep(0.5)
+        assert not [p for p in family if p.is_running() and p.status() != "zombie"]
+    finally:
+        client.close()
+        gateway.stop()

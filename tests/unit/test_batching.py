@@ -8,7 +8,7 @@ import pytest
 
 from genserve.batching import BatchStats, MicroBatcher
 from genserve.config import BatchingSettings
-from genserve.errors import Overloaded
+from genserve.errors import Overloaded, QueueTimeout
 
 
 def _double(rows: list[int], key: Any) -> list[int]:
@@ -137,3 +137,90 @@ def test_idle_runs_at_once_and_busy_batches() -> None:
         b.close()
 
     asyncio.run(main())
+
+
+def _blocking(ran: list[int], gate: threading.Event) -> Any:
+    def run(rows: list[int], key: Any) -> list[int]:
+        gate.wait(5)
+        ran.extend(rows)
+        return rows
+
+    return run
+
+
+def test_a_request_queued_past_its_deadline_fails_in_time_and_is_never_run() -> None:
+    ran: list[int] = []
+    dropped: list[str] = []
+    gate = threading.Event()
+
+    async def main() -> tuple[Any, float, Any]:
+        b = MicroBatcher(
+            _blocking(ran, gate),
+            max_batch_size=1,
+            max_latency_ms=0,
+            max_queue=100,
+            deadline_s=0.3,
+            on_drop=dropped.append,
+        )
+        first = asyncio.ensure_future(b.submit([1]))  # runs, held by the gate
+        await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        second = await asyncio.gather(b.submit([2]), return_exceptions=True)
+        waited = loop.time() - started
+        depth = b.queued_rows
+        gate.set()
+        outcome = await asyncio.gather(first, return_exceptions=True)
+        await asyncio.sleep(0.1)  # the loop goes on: [2] must not run now
+        b.close()
+        return second[0], waited, (outcome[0], depth)
+
+    second, waited, (first, depth) = asyncio.run(main())
+    assert isinstance(second, QueueTimeout) and second.http_status == 504
+    assert "not run" in str(second)
+    assert 0.3 <= waited <= 0.3 * 1.1
+    assert depth == 0
+    assert dropped == ["deadline"]
+    # The first was running at its deadline: its caller is answered, nothing is dropped.
+    assert isinstance(first, QueueTimeout) and "not run" not in str(first)
+    assert ran == [1]
+
+
+def test_a_caller_that_goes_away_leaves_the_queue_and_is_never_run() -> None:
+    ran: list[int] = []
+    dropped: list[str] = []
+    gate = threading.Event()
+
+    async def main() -> int:
+        b = MicroBatcher(
+            _blocking(ran, gate),
+            max_batch_size=8,
+            max_latency_ms=0,
+            max_queue=100,
+            on_drop=dropped.append,
+        )
+        first = asyncio.ensure_future(b.submit([1]))
+        await asyncio.sleep(0.05)
+        gone = asyncio.ensure_future(b.submit([2, 2]))
+        kept = asyncio.ensure_future(b.submit([3]))
+        await asyncio.sleep(0.05)
+        gone.cancel()
+        await asyncio.sleep(0)
+        depth = b.queued_rows
+        gate.set()
+        assert list(await kept) == [3] and list(await first) == [1]
+        b.close()
+        return depth
+
+    assert asyncio.run(main()) == 1
+    assert dropped == ["cancelled"]
+    assert ran == [1, 3]
+
+
+def test_deadline_comes_from_the_route_unless_settings_name_one() -> None:
+    b = MicroBatcher.from_settings(_double, BatchingSettings(), lambda _s: None, deadline_s=30)
+    assert b.deadline_s == 30
+    b = MicroBatcher.from_settings(
+        _double, BatchingSettings(deadline_s=5), lambda _s: None, deadline_s=30
+    )
+    assert b.deadline_s == 5

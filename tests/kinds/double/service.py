@@ -5,6 +5,7 @@ from __future__ import annotations
 import bentoml
 
 from services.base import ModelService
+from services.fastpath import serve_fast
 from services.wire import Limits, create_app
 from tests.kinds.double.api import DoubleRequest, DoubleResponse
 from tests.kinds.double.model import Doubler
@@ -26,3 +27,6 @@ class DoubleService(ModelService[Doubler]):
     @app.get("/model")
     async def model_info(self) -> dict:
         return self.describe()
+
+
+serve_fast(DoubleService, app, limits)

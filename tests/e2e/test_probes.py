@@ -1,0 +1,86 @@
+"""Probes under saturation: while every model service is loaded past what its cores can
+serve, /livez, /readyz and /metrics of each service and of the gateway still answer in
+time, and readiness stays true (a saturated service can still take work: it queues it).
+
+In time: every /livez and /readyz answer within 200 ms (what an orchestrator acts on).
+/metrics renders every series in a thread (BentoML's handler, in Prometheus multiprocess
+mode), which shares one GIL with the event loop and the model's batch thread: its answers
+are held to 200 ms at the 95th percentile and to 1 s each, a tenth of Prometheus's default
+scrape timeout."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from genserve import kinds
+from tests.e2e.conftest import Server, model_servers
+
+pytestmark = pytest.mark.e2e
+
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+LOAD_S = 12
+PROBE_BUDGET_S = 0.2
+SCRAPE_MAX_S = 1.0
+CONNECTIONS = 32
+
+
+def _load(url: str, body: dict, connections: int, seconds: int, folder: Path) -> subprocess.Popen:
+    import json
+
+    script = folder / f"{abs(hash(url))}.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(json.dumps(body))}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    cmd = [WRK, "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_probes_answer_in_time_while_every_model_is_saturated(
+    request: pytest.FixtureRequest, gateway: Server, api_keys: dict[str, str]
+) -> None:
+    services = model_servers(request)
+    ops = {"authorization": f"Bearer {api_keys['ops']}"}
+    probes = [(f"{s.url}{path}", {}) for s in services.values() for path in ("/livez", "/readyz")]
+    probes += [(f"{s.url}/metrics", {}) for s in services.values()]
+    probes += [(gateway.url + "/livez", {}), (gateway.url + "/readyz", {})]
+    probes += [(gateway.url + "/metrics", ops)]
+    with tempfile.TemporaryDirectory() as folder:
+        loads = []
+        for name, server in services.items():
+            example = kinds.get(name).example
+            assert example is not None
+            loads.append(
+                _load(server.url + example.path, example.body, CONNECTIONS, LOAD_S, Path(folder))
+            )
+        time.sleep(1.5)  # every queue is full of work by now
+        timings: dict[str, list[float]] = {url: [] for url, _ in probes}
+        with httpx.Client(timeout=5) as client:
+            while any(p.poll() is None for p in loads) and len(timings[probes[0][0]]) < 20:
+                for url, headers in probes:
+                    started = time.perf_counter()
+                    r = client.get(url, headers=headers)
+                    timings[url].append(time.perf_counter() - started)
+                    assert r.status_code == 200, (url, r.status_code, r.text[:200])
+                time.sleep(0.2)
+        outputs = [p.communicate(timeout=LOAD_S + 30)[0] for p in loads]
+    for out in outputs:  # the services really were under load
+        assert "requests in" in out, out
+    assert all(len(t) >= 5 for t in timings.values()), timings
+    probes_s = {url: max(t) for url, t in timings.items() if not url.endswith("/metrics")}
+    slow = {url: round(s, 3) for url, s in probes_s.items() if s > PROBE_BUDGET_S}
+    assert not slow, slow
+    scrapes = {url: sorted(t) for url, t in timings.items() if url.endswith("/metrics")}
+    p95 = {url: t[int(0.95 * (len(t) - 1))] for url, t in scrapes.items()}
+    slow = {url: round(s, 3) for url, s in p95.items() if s > PROBE_BUDGET_S}
+    assert not slow, slow
+    slow = {url: round(t[-1], 3) for url, t in scrapes.items() if t[-1] > SCRAPE_MAX_S}
+    assert not slow, slow
