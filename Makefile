@@ -9,15 +9,16 @@ MODELS_DIR ?= build/models
 HOST ?= 127.0.0.1
 AUTH ?= off
 # Debian packages the tests drive, installed if missing: chromium (the playground test,
-# through Playwright) and prometheus (promtool rule tests, the live-Prometheus test).
-SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/prometheus
+# through Playwright), prometheus (promtool rule tests, the live-Prometheus test) and wrk
+# (HTTP load in C: the probes-under-saturation test, python -m loadtests.concurrency).
+SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/prometheus /usr/bin/wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test install system protos models lint typecheck bench loadtest clean
+.PHONY: up test compose-test install system protos models lint typecheck bench loadtest soak clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements/serve.txt requirements/dev.txt pyproject.toml
+$(VENV)/.installed: requirements/serve.txt requirements/export.txt requirements/dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt
@@ -74,6 +75,14 @@ loadtest: install $(if $(URL),,models)
 	GENSERVE_MODELS_DIR=$(abspath $(MODELS_DIR)) $(PY) -m loadtests --profile $(PROFILE) \
 		$(if $(URL),--url $(URL)) $(if $(GRPC),--grpc $(GRPC)) $(LOADTEST_ARGS)
 
+# make soak: the product mix at a steady rate for 30 minutes with every process's memory
+# sampled, then judged (loadtests/soak.py; not in CI); SOAK_ARGS="--users 16 --minutes 30".
+# Reports: build/loadtests/soak/.
+SOAK_ARGS ?=
+
+soak: install models
+	GENSERVE_MODELS_DIR=$(abspath $(MODELS_DIR)) $(PY) -m loadtests.soak $(SOAK_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -83,6 +92,15 @@ typecheck: install
 
 test: install models system lint typecheck $(KSERVE_VENV)/.installed
 	GENSERVE_MODELS_DIR=$(MODELS_DIR) $(BIN)/pytest
+
+# make compose-test: docker-compose.yml's stack built and run in containers, tested from the
+# host (tests/compose; deploy/README.md, "What is verified"). Installs and starts Docker
+# where none runs, makes local base images where the public ones cannot be pulled, builds
+# genserve:cpu, then pytest brings the stack up, tests it and ends with `down -v`.
+compose-test: install
+	bash deploy/docker/local/setup.sh engine images build
+	. build/docker/images.env && $(BIN)/pytest -m compose tests/compose
+	cat build/compose-test/report.json
 
 bench: install models
 	for kind in $(KINDS) gateway; do $(BIN)/genserve bench $$kind || exit 1; done
