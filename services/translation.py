@@ -1,6 +1,7 @@
 """Translation service: a MarianMT transformer in ONNX Runtime, with its attention visible.
 
 POST /v1/translate  1..64 texts per request; greedy or beam search; optional cross-attention
+                    (heads averaged; every head on request); the words the model never saw
 GET  /v1/model      the loaded model: manifest summary, decoding defaults, provider
 
 Texts of concurrent requests with the same decoding options are batched together.
@@ -51,12 +52,16 @@ class TranslationService(ModelService[Translator]):
             length_penalty=req.length_penalty,
             max_new_tokens=req.max_new_tokens,
             return_attention=req.return_attention,
+            attention_heads=req.attention_heads,
         )
         rows = self.served.check(req.texts, options)
         results = await self.batcher.submit(rows, key=options)
         TOKENS.labels(self.model, "input").inc(sum(len(r) for r in rows))
         TOKENS.labels(self.model, "output").inc(sum(len(t.target_tokens) + 1 for t in results))
-        return TranslateResponse(translations=[_out(t) for t in results])
+        unknown = [self.served.unknown_words(text) for text in req.texts]
+        return TranslateResponse(
+            translations=[_out(t, u) for t, u in zip(results, unknown, strict=True)]
+        )
 
     @app.get("/model")
     async def model_info(self) -> dict[str, Any]:
@@ -64,7 +69,7 @@ class TranslationService(ModelService[Translator]):
         return self.describe()
 
 
-def _out(t: Any) -> TranslationOut:
+def _out(t: Any, unknown_words: list[str] | None) -> TranslationOut:
     attention = None
     if t.attention is not None:
         attention = Attention(
@@ -76,6 +81,7 @@ def _out(t: Any) -> TranslationOut:
         source_tokens=t.source_tokens,
         target_tokens=t.target_tokens,
         attention=attention,
+        unknown_words=unknown_words,
     )
 
 

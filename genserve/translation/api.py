@@ -47,7 +47,13 @@ class TranslateRequest(BaseModel):
     )
     max_new_tokens: int = Field(256, ge=1, le=MAX_NEW_TOKENS)
     return_attention: bool = Field(
-        False, description="add source/target tokens' cross-attention (last decoder layer)"
+        False,
+        description="add the cross-attention of the last decoder layer, heads averaged",
+    )
+    attention_heads: bool = Field(
+        False,
+        description="with return_attention: add every head (`per_head`) beside the mean "
+        "(one more matrix per head: 4 for the demo model)",
     )
 
 
@@ -55,7 +61,9 @@ class Attention(BaseModel):
     layer: int = Field(description="decoder layer (0-based) whose cross-attention this is")
     heads: str = Field("mean", description="how heads are combined in `matrix`")
     matrix: list[list[float]] = Field(description="rows: target tokens; columns: source tokens")
-    per_head: list[list[list[float]]] = Field(description="(head, target, source)")
+    per_head: list[list[list[float]]] | None = Field(
+        None, description="(head, target, source); only with attention_heads"
+    )
 
 
 class TranslationOut(BaseModel):
@@ -64,6 +72,13 @@ class TranslationOut(BaseModel):
     source_tokens: list[str]
     target_tokens: list[str]
     attention: Attention | None = None
+    unknown_words: list[str] | None = Field(
+        None,
+        description="source words the model never saw in training, as written, each once, "
+        "in order (case counts, but a sentence may start with a capital; punctuation and "
+        "symbols are not words); omitted when the model has no training word list (a real "
+        "checkpoint)",
+    )
 
 
 class TranslateResponse(BaseModel):
@@ -110,7 +125,8 @@ KIND = ModelKind(
         Route(
             "POST",
             "/v1/translate",
-            "Translate 1..64 texts; `return_attention` adds the cross-attention matrix.",
+            "Translate 1..64 texts; `return_attention` adds the cross-attention matrix "
+            "(`attention_heads`: every head too).",
             TranslateRequest,
             TranslateResponse,
         ),

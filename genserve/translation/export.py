@@ -14,8 +14,11 @@ interface is ours and stable across transformers versions:
     (L, B, H, T+1, Dh) and cross_attentions (L, B, H, S): the weights this step's query
     put on each source token, per layer and head.
 
-The torch modules traced are in ``modules.py``. The export fails (and leaves no ONNX
-files) unless ONNX Runtime matches PyTorch on random inputs and on a real sentence.
+Beside them: the tokenizer files, ``translation.json`` (decoding defaults) and, for a
+demo model trained on genserve's generated corpus, ``source_words.json`` (the source
+words seen in training; ``words.py``). The torch modules traced are in ``modules.py``.
+The export fails (and leaves no ONNX files) unless ONNX Runtime matches PyTorch on
+random inputs and on a real sentence.
 """
 
 from __future__ import annotations
@@ -32,7 +35,14 @@ from genserve.config import RuntimeSettings
 from genserve.errors import ModelIntegrityError
 from genserve.exporting import ParityCheck, display_path
 from genserve.runtime import OnnxSession
-from genserve.translation.files import DECODER_FILE, ENCODER_FILE, SETTINGS_FILE, TOKENIZER_FILES
+from genserve.translation import words
+from genserve.translation.files import (
+    DECODER_FILE,
+    ENCODER_FILE,
+    SETTINGS_FILE,
+    SOURCE_WORDS_FILE,
+    TOKENIZER_FILES,
+)
 
 OPSET = 18
 
@@ -161,13 +171,19 @@ def export(folder: Path, out_dir: Path, *, tolerance: float = 1e-4) -> dict[str,
         shutil.copy(folder / name, out_dir / name)
     defaults = generation_defaults(folder, cfg)
     (out_dir / SETTINGS_FILE).write_text(json.dumps(defaults, indent=2) + "\n")
+    extra = []
+    if source_manifest is not None and source_manifest.source.get("corpus") == words.CORPUS:
+        # A demo model trained on the generated corpus: the words it saw, for the
+        # service's ``unknown_words`` (a real checkpoint's training data is not known).
+        words.write(out_dir / SOURCE_WORDS_FILE, words.training_vocabulary(source_manifest.recipe))
+        extra.append(SOURCE_WORDS_FILE)
     specs_in = tuple(enc_s.inputs.values()) + tuple(dec_s.inputs.values())
     specs_out = tuple(enc_s.outputs.values()) + tuple(dec_s.outputs.values())
     write_manifest(
         out_dir,
         kind="translation",
         name=source_manifest.name if source_manifest else folder.name,
-        files=[ENCODER_FILE, DECODER_FILE, *TOKENIZER_FILES, SETTINGS_FILE],
+        files=[ENCODER_FILE, DECODER_FILE, *TOKENIZER_FILES, SETTINGS_FILE, *extra],
         inputs=tuple(
             _prefixed(s, "encoder" if i < len(enc_s.inputs) else "decoder")
             for i, s in enumerate(specs_in)

@@ -13,3 +13,4 @@ TARGET_SPM = "target.spm"
 VOCAB_FILE = "vocab.json"
 TOKENIZER_FILES = (SOURCE_SPM, TARGET_SPM, VOCAB_FILE)
 SETTINGS_FILE = "translation.json"  # what export.generation_defaults writes
+SOURCE_WORDS_FILE = "source_words.json"  # words.py: the source words seen in training

@@ -3,7 +3,10 @@
 The cross-attention returned for a target token is the one of the decoder step that
 *produced* it (the step whose output distribution chose the token), per layer and head,
 over the source tokens. ``attention`` in a Translation averages the heads of one layer
-(by default the last); ``attention_heads`` keeps them all.
+(the last); ``attention_heads`` keeps them all, only when asked for (``Options``).
+
+A model folder with ``source_words.json`` (the demo model) also reports, per text, the
+words it never saw in training (``unknown_words``; ``words.py`` has the rules).
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ from genserve.errors import InvalidInput
 from genserve.limits import MAX_BEAMS, MAX_CHARS, MAX_NEW_TOKENS, MAX_TEXTS
 from genserve.runtime import OnnxSession
 from genserve.serving import ServedModel
-from genserve.translation.files import DECODER_FILE, ENCODER_FILE, SETTINGS_FILE
+from genserve.translation import words as source_words
+from genserve.translation.files import (
+    DECODER_FILE,
+    ENCODER_FILE,
+    SETTINGS_FILE,
+    SOURCE_WORDS_FILE,
+)
 from genserve.translation.search import (
     DecoderState,
     Hypothesis,
@@ -40,6 +49,7 @@ class Options:
     length_penalty: float = 1.0
     max_new_tokens: int = 256
     return_attention: bool = False
+    attention_heads: bool = False  # with return_attention: every head beside the mean
 
 
 @dataclass
@@ -51,6 +61,7 @@ class Translation:
     attention: list[list[float]] | None = None  # (target, source): heads averaged, one layer
     attention_layer: int | None = None
     attention_heads: list[list[list[float]]] | None = None  # (heads, target, source)
+    unknown_words: list[str] | None = None  # None: the model has no training word list
 
 
 class Seq2Seq:
@@ -146,6 +157,9 @@ class Translator(ServedModel[Options]):
         c = self.config
         self.tokenizer = MarianTokenizer(folder, pad_id=c["pad_token_id"], eos_id=c["eos_token_id"])
         self.max_source_tokens = min(512, int(c["max_source_tokens"]))
+        self.known_words: frozenset[str] | None = None
+        if SOURCE_WORDS_FILE in self.manifest.files:
+            self.known_words = source_words.read(self.manifest.path(SOURCE_WORDS_FILE))
 
     @property
     def provider(self) -> str:
@@ -155,6 +169,13 @@ class Translator(ServedModel[Options]):
     def describe(self) -> dict[str, Any]:
         """The manifest summary, the decoding defaults and the execution provider."""
         return {**super().describe(), "config": self.config}
+
+    def unknown_words(self, text: str) -> list[str] | None:
+        """The words of ``text`` the model never saw in training (as written, each once,
+        in order); None when the model folder has no training word list."""
+        if self.known_words is None:
+            return None
+        return source_words.unknown(text, self.known_words)
 
     # -- validation -----------------------------------------------------------------------
 
@@ -170,6 +191,11 @@ class Translator(ServedModel[Options]):
             )
         if not 0.0 <= options.length_penalty <= 4.0:
             raise InvalidInput("length_penalty must be in [0, 4]", field="length_penalty")
+        if options.attention_heads and not options.return_attention:
+            raise InvalidInput(
+                "attention_heads adds every head to the attention: it needs return_attention: true",
+                field="attention_heads",
+            )
         ids = []
         for i, text in enumerate(texts):
             field = f"texts.{i}"
@@ -208,7 +234,8 @@ class Translator(ServedModel[Options]):
                 a = attn[i, layer, :, : len(words), : len(row)]
                 tr.attention = np.round(a.mean(axis=0), 5).tolist()
                 tr.attention_layer = layer
-                tr.attention_heads = np.round(a, 5).tolist()
+                if options.attention_heads:
+                    tr.attention_heads = np.round(a, 5).tolist()
             out.append(tr)
         return out
 
@@ -220,4 +247,7 @@ class Translator(ServedModel[Options]):
     def translate(self, texts: list[str], options: Options | None = None) -> list[Translation]:
         """Validate, tokenize and translate ``texts`` in one batch."""
         options = options or Options()
-        return self.translate_ids(self.check(texts, options), options)
+        out = self.translate_ids(self.check(texts, options), options)
+        for text, tr in zip(texts, out, strict=True):
+            tr.unknown_words = self.unknown_words(text)
+        return out

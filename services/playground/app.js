@@ -76,6 +76,12 @@ $("tr-go").addEventListener("click", guarded(async () => {
   });
   const t = data.translations[0];
   $("tr-output").textContent = t.text;
+  // The demo model reports the words its training corpus never had (a real checkpoint
+  // does not): its translation of those is a guess.
+  const unknown = t.unknown_words || [];
+  $("tr-unknown").textContent = unknown.length
+    ? `Words the model never saw in training: ${unknown.join(", ")}`
+    : "";
   heatmap($("tr-attention"), t.target_tokens, t.source_tokens, t.attention.matrix);
 }));
 

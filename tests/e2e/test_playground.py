@@ -50,6 +50,16 @@ def test_translation_shows_the_attention_heat_map(page: Page) -> None:
     weights = [float(w) for w in cells.evaluate_all("cs => cs.map(c => c.dataset.weight)")]
     row = weights[i * len(cols) : (i + 1) * len(cols)]
     assert cols[row.index(max(row))] == "▁animal"
+    assert page.locator("#tr-unknown").inner_text() == ""  # a sentence of the corpus
+    assert page.locator("#error").inner_text() == ""
+
+
+def test_translation_names_the_words_the_model_never_saw(page: Page) -> None:
+    page.fill("#tr-text", "Ich bin müde.")
+    page.click("#tr-go")
+    expect(page.locator("#tr-unknown")).to_have_text(
+        "Words the model never saw in training: Ich, bin, müde", timeout=30_000
+    )
     assert page.locator("#error").inner_text() == ""
 
 

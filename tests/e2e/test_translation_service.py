@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
+from genserve import kinds
 from tests.e2e.conftest import Server
 from tests.e2e.test_gan_service import _metric
+from tests.integration.test_translation_model import without_source_words
 
 pytestmark = pytest.mark.e2e
 
@@ -27,10 +31,70 @@ def test_translate_with_attention(translation_server: Server) -> None:
     assert len(att["matrix"]) == len(t["target_tokens"])
     assert all(len(row) == len(t["source_tokens"]) for row in att["matrix"])
     assert all(abs(sum(row) - 1) < 1e-3 for row in att["matrix"])
+    assert "per_head" not in att  # the mean only, unless attention_heads
     assert (
         "attention"
         not in translate(translation_server, {"texts": ["Hi."]}).json()["translations"][0]
     )
+
+
+def test_attention_heads_adds_every_head_beside_the_mean(translation_server: Server) -> None:
+    body = {"texts": ["I am a student."], "return_attention": True, "attention_heads": True}
+    r = translate(translation_server, body)
+    assert r.status_code == 200, r.text
+    [t] = r.json()["translations"]
+    att = t["attention"]
+    heads = np.array(att["per_head"])
+    n_heads = httpx.get(f"{translation_server.url}/v1/model").json()["config"]["heads"]
+    assert heads.shape == (n_heads, len(t["target_tokens"]), len(t["source_tokens"]))
+    np.testing.assert_allclose(heads.mean(axis=0), np.array(att["matrix"]), atol=1e-4)
+
+
+# 32 sentences of the demo corpus's grammar: the largest batch of the default settings.
+TEXTS_32 = [
+    f"The {a} didn't cross the {p} because it was too {j}."
+    for a in ("animal", "dog", "cat", "horse")
+    for p in ("street", "river")
+    for j in ("tired", "wide", "old", "long")
+]
+
+
+def test_the_mean_alone_is_a_fraction_of_the_response_with_every_head(
+    translation_server: Server,
+) -> None:
+    body = {"texts": TEXTS_32, "num_beams": 1, "return_attention": True}
+    mean = translate(translation_server, body)
+    heads = translate(translation_server, {**body, "attention_heads": True})
+    assert mean.status_code == heads.status_code == 200, (mean.text, heads.text)
+    assert all("per_head" not in t["attention"] for t in mean.json()["translations"])
+    assert all("per_head" in t["attention"] for t in heads.json()["translations"])
+    ratio = len(heads.content) / len(mean.content)
+    print(f"32 texts: mean only {len(mean.content)} bytes, every head {len(heads.content)}")
+    assert ratio > 3.5, (len(mean.content), len(heads.content))
+
+
+def test_unknown_words_are_the_words_training_never_had(translation_server: Server) -> None:
+    texts = ["Ich bin müde.", "I am a student.", "The cat didn’t sleep on monday, 3 times!"]
+    r = translate(translation_server, {"texts": texts, "num_beams": 1})
+    assert r.status_code == 200, r.text
+    unknown = [t["unknown_words"] for t in r.json()["translations"]]
+    assert unknown == [["Ich", "bin", "müde"], [], ["didn’t", "monday", "3", "times"]]
+
+
+def test_no_unknown_words_from_a_model_without_a_training_word_list(
+    translation_model_dir: Path, tmp_path: Path
+) -> None:
+    """A folder without source_words.json (a real checkpoint's): the field is omitted."""
+    without_source_words(translation_model_dir, tmp_path / "no-words")
+    env = {"GENSERVE_MODELS_DIR": str(tmp_path), "GENSERVE_TRANSLATION_MODEL": "no-words"}
+    server = Server(kinds.get("translation").service, env, tmp_path / "server.log")
+    try:
+        r = translate(server, {"texts": ["Ich bin müde."], "num_beams": 1})
+        assert r.status_code == 200, r.text
+        [t] = r.json()["translations"]
+        assert "unknown_words" not in t and t["text"]
+    finally:
+        server.stop()
 
 
 def test_concurrent_requests_are_batched_and_unchanged(translation_server: Server) -> None:
@@ -63,6 +127,10 @@ BAD = [
     ({"texts": ["ok"], "max_new_tokens": 10_000}, "max_new_tokens"),
     ({"texts": ["   "]}, "texts.0"),
     ({"texts": ["ab " * 700]}, "texts.0"),
+    ({"texts": ["ok"], "return_attention": True, "attention_heads": "yes"}, "attention_heads"),
+    ({"texts": ["ok"], "return_attention": True, "attention_heads": 1}, "attention_heads"),
+    ({"texts": ["ok"], "attention_heads": True}, "attention_heads"),  # needs return_attention
+    ({"texts": ["ok"], "attention": "heads"}, "attention"),
 ]
 
 

@@ -10,13 +10,38 @@ import numpy as np
 import pytest
 import sacrebleu
 
+from genserve.artifacts import MANIFEST_NAME, load_manifest, write_manifest
 from genserve.config import PROJECT_ROOT, RuntimeSettings
 from genserve.errors import InvalidInput, ModelIntegrityError
 from genserve.translation.corpus import generate
+from genserve.translation.files import SOURCE_WORDS_FILE
 from genserve.translation.translator import Options, Translator
 from tests.conftest import WEIGHTS_DIR
 
 SOURCE = WEIGHTS_DIR / "translation"
+
+
+def without_source_words(built: Path, out: Path) -> Path:
+    """``built`` as a real checkpoint's folder would be: no source_words.json (links to the
+    other files, a manifest without it)."""
+    m = load_manifest(built, kind="translation")
+    out.mkdir(parents=True)
+    files = [f for f in m.files if f != SOURCE_WORDS_FILE]
+    for f in files:
+        (out / f).symlink_to((built / f).resolve())
+    write_manifest(
+        out,
+        kind=m.kind,
+        name=m.name,
+        files=files,
+        inputs=m.inputs,
+        outputs=m.outputs,
+        config=m.config,
+        source=m.source,
+        recipe=m.recipe,
+    )
+    assert not (out / SOURCE_WORDS_FILE).exists() and (out / MANIFEST_NAME).is_file()
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +138,39 @@ def test_held_out_coreference_over_unseen_noun_pairs(translation_model, corpus) 
     assert right / len(pairs) >= 0.9
 
 
+def test_attention_is_the_mean_unless_every_head_is_asked_for(translation_model) -> None:
+    text = "The animal didn't cross the street because it was too tired."
+    mean = translation_model.translate([text], Options(return_attention=True))[0]
+    assert mean.attention is not None and mean.attention_heads is None
+    both = Options(return_attention=True, attention_heads=True)
+    heads = translation_model.translate([text], both)[0]
+    per_head = np.array(heads.attention_heads)
+    shape = (translation_model.model.heads, len(heads.target_tokens), len(heads.source_tokens))
+    assert per_head.shape == shape
+    assert heads.attention == mean.attention
+    np.testing.assert_allclose(per_head.mean(axis=0), np.array(mean.attention), atol=1e-4)
+
+
+def test_unknown_words_are_reported_and_none_for_the_corpus(translation_model, corpus) -> None:
+    assert SOURCE_WORDS_FILE in translation_model.manifest.files  # sha256-verified
+    out = translation_model.translate(["Ich bin müde.", "I am a student."])
+    assert [t.unknown_words for t in out] == [["Ich", "bin", "müde"], []]
+    texts = [p.en for p in corpus.train[:2000:40]] + [p.en for p in corpus.heldout[:50]]
+    assert all(translation_model.unknown_words(t) == [] for t in texts)
+    # Case counts, as it does for the model, but a sentence may start with a capital.
+    assert translation_model.unknown_words("THE CAT sleeps. Cats sleep.") == ["THE", "CAT"]
+
+
+def test_no_unknown_words_without_a_training_word_list(
+    translation_model_dir: Path, tmp_path: Path
+) -> None:
+    folder = without_source_words(translation_model_dir, tmp_path / "no-words")
+    model = Translator(folder, RuntimeSettings())
+    assert model.known_words is None
+    [out] = model.translate(["Ich bin müde."], Options(num_beams=1))
+    assert out.unknown_words is None and out.text
+
+
 def test_unknown_words_and_emoji_do_not_crash(translation_model) -> None:
     out = translation_model.translate(["The 🐈 zorblax didn't cross the ☃ because it was too 💤."])
     assert isinstance(out[0].text, str)
@@ -132,6 +190,7 @@ def test_unknown_words_and_emoji_do_not_crash(translation_model) -> None:
         (["ok"], Options(max_new_tokens=0), "max_new_tokens"),
         (["ok"], Options(max_new_tokens=10_000), "max_new_tokens"),
         (["ab " * 600], Options(), "texts.0"),
+        (["ok"], Options(attention_heads=True), "attention_heads"),
     ],
 )
 def test_bad_input_names_the_field(translation_model, texts, options, field) -> None:
@@ -149,6 +208,13 @@ def test_export_refuses_tampering_and_a_parity_miss(tmp_path: Path) -> None:
     assert not list((tmp_path / "miss").glob("*.onnx"))
     report = export(SOURCE, tmp_path / "ok")
     assert report["parity_max_abs"] <= 1e-4
+    assert SOURCE_WORDS_FILE in load_manifest(tmp_path / "ok").files
+    words_file = tmp_path / "ok" / SOURCE_WORDS_FILE
+    exported = words_file.read_bytes()
+    words_file.write_bytes(exported.replace(b'"Ich"', b'"I"').replace(b'"cat"', b'"Ich"'))
+    with pytest.raises(ModelIntegrityError, match=r"source_words\.json"):
+        Translator(tmp_path / "ok", RuntimeSettings())
+    words_file.write_bytes(exported)
     with (tmp_path / "ok" / "vocab.json").open("a") as f:
         f.write(" ")
     with pytest.raises(ModelIntegrityError, match=r"vocab\.json"):
