@@ -11,6 +11,12 @@ beside the service's own mean model call from its metrics); and the service's
 throughput at concurrency 32 beside its trivial route's (``/livez``) on the same worker.
 Without --url the stack is started here (auth off, rate limits raised, each service on
 its core budget, as ``make up`` runs them) and stopped after.
+
+    python -m loadtests.concurrency --fast-path-ab [--model translation]
+
+compares a model service with its fast path (services/fastpath.py) and without it
+(GENSERVE_SERVER_FAST_PATH=false), side by side in one run, direct to the service on one
+CPU: requests/s at concurrency 1 and 32, two rounds each, in turn.
 """
 
 from __future__ import annotations
@@ -95,6 +101,41 @@ def bench(kind: ModelKind, gateway: str, service: str | None, seconds: float) ->
     return row
 
 
+def fast_path_ab(chosen: list[ModelKind], seconds: float, rounds: int = 2) -> None:
+    """Each kind's service with and without its fast path, in turn, on CPU 0."""
+    from genserve.ops.launcher import free_port, spawn, stop, wait_ready
+
+    print("\nFast path against FastAPI (wrk direct to the service, pinned to CPU 0)")
+    print(f"{'model':<12} {'round':>5} {'fast path':>9} {'c=1 req/s':>10} {'c=32 req/s':>11}")
+    for kind in chosen:
+        assert kind.example is not None
+        path, body = kind.example.path, kind.example.body
+        rates: dict[str, list[float]] = {"true": [], "false": []}
+        for n in range(rounds):
+            for fast in ("true", "false"):
+                port = free_port()
+                url = f"http://127.0.0.1:{port}"
+                env = {"GENSERVE_SERVER_FAST_PATH": fast}
+                proc = spawn(kind.service, "127.0.0.1", port, env, quiet=True, cpus=[0])
+                try:
+                    wait_ready(url, proc, 120)
+                    wrk(url + path, body, 4, 2)  # warm up
+                    one, many = (
+                        wrk(url + path, body, 1, seconds),
+                        wrk(url + path, body, 32, seconds),
+                    )
+                finally:
+                    stop(proc)
+                rates[fast].append(many.rate)
+                print(
+                    f"{kind.name:<12} {n + 1:>5} {'on' if fast == 'true' else 'off':>9}"
+                    f" {one.rate:>10.1f} {many.rate:>11.1f}",
+                    flush=True,
+                )
+        on, off = sum(rates["true"]), sum(rates["false"])
+        print(f"{kind.name:<12} c=32 with the fast path / without: {on / off:.2f}x")
+
+
 def report(rows: list[dict]) -> None:
     print("\nThroughput against concurrency (wrk, one thread; each model's example request)")
     head = f"{'model':<12} {'c=1 req/s':>10} {'c=32 req/s':>11} {'ratio':>6}"
@@ -131,8 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--cpus", choices=("auto", "all"), default="auto", help="the services' core budget"
     )
+    p.add_argument(
+        "--fast-path-ab", action="store_true", help="each service with and without its fast path"
+    )
     args = p.parse_args(argv)
     chosen = [k for k in kinds.kinds() if k.example and (not args.model or k.name in args.model)]
+    if args.fast_path_ab:
+        fast_path_ab(chosen, args.seconds)
+        return 0
     if args.url:
         rows = [bench(k, args.url.rstrip("/"), None, args.seconds) for k in chosen]
     else:

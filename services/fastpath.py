@@ -15,7 +15,8 @@ the field), the handler runs, and its model is written with pydantic's own encod
 of the same routes stay the OpenAPI contract.
 
 A caller that disconnects while its request waits is dropped: the handler is cancelled,
-so its rows leave the batch queue unrun (``services.wire.unless_gone``).
+so its rows leave the batch queue unrun (``services.wire.unless_gone``). ``/metrics`` is
+rendered here too, on the event loop rather than in a thread (see ``FastPath._metrics``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 import bentoml
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -108,12 +110,29 @@ class FastPath:
         on = ServerSettings().fast_path
         self.routes = body_routes(api, prefix) if on else {}
         self.wired = WireMiddleware(self._serve, limits)
+        self._registry: CollectorRegistry | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.routes:
             await self.wired(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"] == "/metrics" and self.routes:
+            await self._metrics(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """/metrics rendered on the event loop. BentoML renders it in a worker thread, which
+        under load waits for the GIL at every file it reads (the loop and the batch thread
+        hold it in turn, 5 ms at a time): scrapes of a saturated service took up to 0.5 s.
+        Here it is a few milliseconds of the loop. The same files, the same exposition."""
+        if scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)  # 405 with Allow, as everywhere
+            return
+        if self._registry is None:
+            self._registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self._registry)
+        body = generate_latest(self._registry)
+        await Response(body, 200, media_type=CONTENT_TYPE_LATEST)(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]

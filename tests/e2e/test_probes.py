@@ -3,10 +3,10 @@ serve, /livez, /readyz and /metrics of each service and of the gateway still ans
 time, and readiness stays true (a saturated service can still take work: it queues it).
 
 In time: every /livez and /readyz answer within 200 ms (what an orchestrator acts on).
-/metrics renders every series in a thread (BentoML's handler, in Prometheus multiprocess
-mode), which shares one GIL with the event loop and the model's batch thread: its answers
-are held to 200 ms at the 95th percentile and to 1 s each, a tenth of Prometheus's default
-scrape timeout."""
+/metrics reads and renders every series of the process (Prometheus multiprocess mode),
+more work than a probe: its answers are held to 200 ms at the 95th percentile and to 1 s
+each, a tenth of Prometheus's default scrape timeout. (A model service renders it on its
+event loop, services/fastpath.py: in BentoML's worker thread it took up to 0.5 s here.)"""
 
 from __future__ import annotations
 
