@@ -1,16 +1,26 @@
 """Every Prometheus metric genserve records, defined once.
 
 Names carry the ``genserve_`` prefix and their unit; labels come from small fixed
-sets. BentoML's own ``bentoml_service_*`` request metrics are kept, not repeated.
-In a BentoML worker, PROMETHEUS_MULTIPROC_DIR is set before the service module is
-imported, so these land in BentoML's multiprocess registry and on its /metrics.
+sets. BentoML's own request metrics are off (``services/base.py`` ``service_config``):
+they were labelled by the raw request path, so every distinct path a client sent (a job
+id, a 404) made new series for good, 4 KB of /metrics each. In a BentoML worker,
+PROMETHEUS_MULTIPROC_DIR is set before the service module is imported, so these land in
+the multiprocess registry; ``exposition()`` renders it for /metrics.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from genserve.batching import BatchStats
 
@@ -62,6 +72,12 @@ DROPPED = Counter(
     "Requests taken out of a model's batching queue unrun: deadline (the route's timeout "
     "passed while queued) or cancelled (the caller went away)",
     ["model", "reason"],
+)
+IN_PROGRESS = Gauge(
+    "genserve_requests_in_progress",
+    "HTTP requests a service is handling now (probes and scrapes included)",
+    ["service"],
+    multiprocess_mode="livesum",
 )
 QUEUE_ROWS = Gauge(
     "genserve_queue_rows",
@@ -186,3 +202,13 @@ SERVICE_RESTARTS = Counter(
     "Services genserve serve started again after they exited",
     ["service"],
 )
+
+
+def exposition() -> bytes:
+    """/metrics: every series of this process and, in Prometheus multiprocess mode (a
+    BentoML worker), of its server's other processes."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return generate_latest()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry)

@@ -33,10 +33,11 @@ log = logging.getLogger("genserve.service")
 
 def service_config(name: str, timeout_s: float) -> dict[str, Any]:
     """The BentoML settings every genserve service shares: one worker per service, the
-    request timeout, and two things off. BentoML's access log: genserve logs its own
-    lines, with the request id. OpenTelemetry spans: no exporter is configured, and
-    making them took about a fifth of a small request's time on the event loop (profiled
-    on the GAN service); a deployment that exports traces turns them back on with
+    request timeout, and three things off (its request metrics: see below). BentoML's
+    access log: genserve logs its own lines, with the request id. OpenTelemetry spans:
+    no exporter is configured, and making them took about a fifth of a small request's
+    time on the event loop (profiled on the GAN service); a deployment that exports
+    traces turns them back on with
     ``BENTOML_CONFIG_OPTIONS='services.<name>.tracing.excluded_urls=[]'``."""
     return {
         "name": name,
@@ -44,6 +45,11 @@ def service_config(name: str, timeout_s: float) -> dict[str, Any]:
         "traffic": {"timeout": timeout_s},
         "logging": {"access": {"enabled": False}},
         "tracing": {"excluded_urls": ".*"},
+        # BentoML's request metrics label every series with the raw path: each job id or
+        # stray path became series for good (200 random 404s grew /metrics from 9 KB to
+        # 830 KB). genserve serves /metrics itself (services/fastpath.py, the gateway's
+        # pages), with route templates at the gateway.
+        "metrics": {"enabled": False},
     }
 
 

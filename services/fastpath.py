@@ -31,19 +31,21 @@ from typing import Any
 import bentoml
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from genserve.config import ServerSettings
 from genserve.errors import GenserveError, InvalidInput
+from genserve.metrics import IN_PROGRESS
 from services.wire import (
     Limits,
     WireMiddleware,
     client_gone,
     error_response,
     invalid_input,
+    method_not_allowed,
+    metrics_page,
     request_id_var,
     unless_gone,
 )
@@ -99,40 +101,43 @@ def body_routes(app: FastAPI, prefix: str) -> dict[str, BodyRoute]:
 
 def serve_fast(service: Any, api: FastAPI, limits: Limits, prefix: str = "/v1") -> None:
     """Put ``FastPath`` in front of a BentoML service's app ``api`` (mounted at ``prefix``)."""
-    service.add_asgi_middleware(FastPath, api=api, prefix=prefix, limits=limits)
+    service.add_asgi_middleware(FastPath, api=api, prefix=prefix, limits=limits, name=service.name)
 
 
 class FastPath:
     """Serves ``app``'s body routes (mounted at ``prefix``) directly; the rest goes on."""
 
-    def __init__(self, app: ASGIApp, *, api: FastAPI, prefix: str, limits: Limits) -> None:
+    def __init__(
+        self, app: ASGIApp, *, api: FastAPI, prefix: str, limits: Limits, name: str
+    ) -> None:
         self.app = app
+        self.in_progress = IN_PROGRESS.labels(name)
         on = ServerSettings().fast_path
         self.routes = body_routes(api, prefix) if on else {}
         self.wired = WireMiddleware(self._serve, limits)
-        self._registry: CollectorRegistry | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.routes:
-            await self.wired(scope, receive, send)
-        elif scope["type"] == "http" and scope["path"] == "/metrics" and self.routes:
-            await self._metrics(scope, receive, send)
-        else:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        with self.in_progress.track_inprogress():
+            if scope["method"] == "POST" and scope["path"] in self.routes:
+                await self.wired(scope, receive, send)
+            elif scope["path"] == "/metrics":
+                await self._metrics(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """/metrics rendered on the event loop. BentoML renders it in a worker thread, which
-        under load waits for the GIL at every file it reads (the loop and the batch thread
-        hold it in turn, 5 ms at a time): scrapes of a saturated service took up to 0.5 s.
-        Here it is a few milliseconds of the loop. The same files, the same exposition."""
+        """/metrics (BentoML's own is off, ``services/base.py``), rendered on the event
+        loop: BentoML rendered it in a worker thread, which under load waited for the GIL
+        at every file it read (the loop and the batch thread hold it in turn, 5 ms at a
+        time), and scrapes of a saturated service took up to 0.5 s."""
         if scope["method"] not in ("GET", "HEAD"):
-            await self.app(scope, receive, send)  # 405 with Allow, as everywhere
+            error = method_not_allowed(scope, ("GET", "HEAD"))
+            await error_response(error, scope["path"])(scope, receive, send)
             return
-        if self._registry is None:
-            self._registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(self._registry)
-        body = generate_latest(self._registry)
-        await Response(body, 200, media_type=CONTENT_TYPE_LATEST)(scope, receive, send)
+        await metrics_page()(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]

@@ -30,7 +30,7 @@ from genserve import kinds
 from genserve.config import GatewaySettings
 from genserve.errors import GenserveError, NotFound
 from genserve.kinds import ModelKind, Route
-from genserve.metrics import GATEWAY_REJECTIONS, GATEWAY_REQUESTS, GATEWAY_SECONDS
+from genserve.metrics import GATEWAY_REJECTIONS, GATEWAY_REQUESTS, GATEWAY_SECONDS, IN_PROGRESS
 from services.backends import PASSED_BACK, Backends
 from services.dataplane import DataPlane
 from services.security import Guard
@@ -183,7 +183,8 @@ class FrontDoor:
             await send(message)
 
         try:
-            await self._handle(scope, receive, send_with_id, headers, who)
+            with IN_PROGRESS.labels("gateway").track_inprogress():
+                await self._handle(scope, receive, send_with_id, headers, who)
         finally:
             path = scope["path"]
             if path not in QUIET:

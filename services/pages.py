@@ -1,5 +1,5 @@
 """The gateway's pages: the playground at / (plain HTML, CSS and JS from
-services/playground/), and the gateway's own 404 for any other path (405 with Allow for
+services/playground/), /metrics, and the gateway's own 404 for any other path (405 with Allow for
 a path that exists under other methods). The API docs are FastAPI's own (/docs,
 /openapi.json), guarded by the front door."""
 
@@ -8,18 +8,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from genserve.errors import NotFound
-from services.wire import method_not_allowed, methods_at
+from services.wire import method_not_allowed, methods_at, metrics_page
 
 PLAYGROUND = Path(__file__).resolve().parent / "playground"
 # BentoML's own routes, served around this app for GET (and HEAD): any other method
 # reaches the catch-all below, which answers 405 for them too.
-OUTER = frozenset({"/livez", "/healthz", "/readyz", "/metrics", "/schema.json"})
+OUTER = frozenset({"/livez", "/healthz", "/readyz", "/schema.json"})
 
 
 async def playground() -> FileResponse:
@@ -38,8 +38,14 @@ async def unknown(scope: Scope, receive: Receive, send: Send) -> None:
     raise NotFound(f"no route {scope['path']}", field="path")
 
 
+async def metrics(request: Request) -> Response:
+    """/metrics (the front door has checked the caller's scope)."""
+    return metrics_page()
+
+
 def add_playground(app: FastAPI) -> None:
     app.add_api_route("/", playground, methods=["GET"], include_in_schema=False)
+    app.add_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=PLAYGROUND), name="static")
 
 

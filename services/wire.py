@@ -27,9 +27,10 @@ from fastapi.openapi.utils import (
     get_flat_models_from_fields,
     get_model_name_map,
 )
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import iter_route_contexts
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,6 +45,7 @@ from genserve.errors import (
     UnsupportedMediaType,
     from_wire,
 )
+from genserve.metrics import exposition
 
 T = TypeVar("T")
 log = logging.getLogger("genserve.http")
@@ -356,6 +358,11 @@ async def unless_gone(receive: Receive, work: Awaitable[T]) -> T | None:
         return None
     finally:
         watcher.cancel()
+
+
+def metrics_page() -> Response:
+    """The Prometheus exposition of this process (genserve.metrics.exposition)."""
+    return Response(exposition(), 200, media_type=CONTENT_TYPE_LATEST)
 
 
 def invalid_input(errors: Sequence[Any]) -> InvalidInput:

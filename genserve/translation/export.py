@@ -36,6 +36,7 @@ from genserve.errors import ModelIntegrityError
 from genserve.exporting import ParityCheck, display_path
 from genserve.runtime import OnnxSession
 from genserve.translation import words
+from genserve.translation.corpus import generate
 from genserve.translation.files import (
     DECODER_FILE,
     ENCODER_FILE,
@@ -45,6 +46,21 @@ from genserve.translation.files import (
 )
 
 OPSET = 18
+
+
+def training_vocabulary(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The ``source_words.json`` document of a model trained by ``genserve models train
+    translation`` with ``recipe``: its corpus regenerated (seed, pairs), English side.
+    Build code (the corpus generator); the service only reads the file (``words.py``)."""
+    seed, pairs = int(recipe["seed"]), int(recipe["corpus_pairs"])
+    corpus = generate(seed, n_train=pairs)
+    return {
+        "format": words.FORMAT,
+        "corpus": words.CORPUS,
+        "seed": seed,
+        "pairs": pairs,
+        "words": words.vocabulary(p.en for p in corpus.train),
+    }
 
 
 def load_marian(folder: Path) -> Any:
@@ -175,7 +191,7 @@ def export(folder: Path, out_dir: Path, *, tolerance: float = 1e-4) -> dict[str,
     if source_manifest is not None and source_manifest.source.get("corpus") == words.CORPUS:
         # A demo model trained on the generated corpus: the words it saw, for the
         # service's ``unknown_words`` (a real checkpoint's training data is not known).
-        words.write(out_dir / SOURCE_WORDS_FILE, words.training_vocabulary(source_manifest.recipe))
+        words.write(out_dir / SOURCE_WORDS_FILE, training_vocabulary(source_manifest.recipe))
         extra.append(SOURCE_WORDS_FILE)
     specs_in = tuple(enc_s.inputs.values()) + tuple(dec_s.inputs.values())
     specs_out = tuple(enc_s.outputs.values()) + tuple(dec_s.outputs.values())

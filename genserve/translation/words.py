@@ -67,22 +67,6 @@ def vocabulary(texts: Iterable[str]) -> list[str]:
     return sorted({w for text in texts for w in words(text)})
 
 
-def training_vocabulary(recipe: dict[str, Any]) -> dict[str, Any]:
-    """The ``source_words.json`` document of a model trained by ``genserve models train
-    translation`` with ``recipe``: its corpus regenerated (seed, pairs), English side."""
-    from genserve.translation.corpus import generate
-
-    seed, pairs = int(recipe["seed"]), int(recipe["corpus_pairs"])
-    corpus = generate(seed, n_train=pairs)
-    return {
-        "format": FORMAT,
-        "corpus": CORPUS,
-        "seed": seed,
-        "pairs": pairs,
-        "words": vocabulary(p.en for p in corpus.train),
-    }
-
-
 def write(path: Path, document: dict[str, Any]) -> None:
     path.write_text(json.dumps(document, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
 

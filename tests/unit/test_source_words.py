@@ -9,6 +9,7 @@ import pytest
 
 from genserve.errors import ModelIntegrityError
 from genserve.translation import words
+from genserve.translation.export import training_vocabulary
 
 KNOWN = frozenset(["I", "am", "a", "student", "The", "the", "cat", "cats", "sleep", "sleeps"])
 KNOWN |= {"Monday", "didn't", "on"}
@@ -53,7 +54,7 @@ def test_vocabulary_is_every_word_once_sorted() -> None:
 def test_the_training_vocabulary_covers_the_corpus_and_round_trips(tmp_path: Path) -> None:
     from genserve.translation.corpus import generate
 
-    doc = words.training_vocabulary({"seed": 3, "corpus_pairs": 2_000})
+    doc = training_vocabulary({"seed": 3, "corpus_pairs": 2_000})
     assert (doc["corpus"], doc["seed"], doc["pairs"]) == (words.CORPUS, 3, 2_000)
     words.write(tmp_path / "w.json", doc)
     known = words.read(tmp_path / "w.json")
