@@ -76,7 +76,8 @@ loadtest: install $(if $(URL),,models)
 		$(if $(URL),--url $(URL)) $(if $(GRPC),--grpc $(GRPC)) $(LOADTEST_ARGS)
 
 # make soak: the product mix at a steady rate for 30 minutes with every process's memory
-# sampled, then judged (loadtests/soak.py; not in CI); SOAK_ARGS="--users 16 --minutes 30".
+# sampled, then judged (loadtests/soak.py; not in CI). Defaults: 31 users at 2 tasks/s,
+# 70% of the capacity measured here; SOAK_ARGS="--users N --wait pace:R --minutes M".
 # Reports: build/loadtests/soak/.
 SOAK_ARGS ?=
 

@@ -1,10 +1,12 @@
 """A soak: the product mix at a steady rate for a long time, every process's memory
 sampled, then judged (``make soak``; not in CI).
 
-    python -m loadtests.soak --users 16 --minutes 30
+    python -m loadtests.soak --users 31 --wait pace:2 --minutes 30
 
 Starts the stack (as ``make loadtest`` does, each service on its core budget), runs Locust's
-mix profile for ``--minutes`` with ``--users`` users, and samples the RSS of every process
+mix profile for ``--minutes`` with ``--users`` users paced by ``--wait`` (the defaults,
+31 users at 2 tasks/s each, offer about 63 requests/s: 70% of the capacity a ramp found
+on the 2-core development machine, BENCHMARKS.md), and samples the RSS of every process
 it started (each service's server and worker, the gateway, Locust) every ``--every``
 seconds. Verdict: over the second half, every process's RSS grows by less than
 ``--max-growth-mb``, under ``--max-error-ratio`` of the requests fail (deliberate 429s
@@ -149,7 +151,8 @@ def plot(rows: list[tuple[float, str, int, float]], out: Path, title: str) -> No
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m loadtests.soak", description=__doc__)
-    p.add_argument("--users", type=int, default=16, help="Locust users (mix weights)")
+    p.add_argument("--users", type=int, default=31, help="Locust users (mix weights)")
+    p.add_argument("--wait", default="pace:2", help="think time (loadtests --wait)")
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--every", type=float, default=10.0, help="seconds between RSS samples")
     p.add_argument("--max-growth-mb", type=float, default=50.0)
@@ -164,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [
             sys.executable, "-m", "locust", "-f", str(config.HERE / "locustfile.py"),
             "--headless", "--only-summary", "--host", url, "--grpc-host", grpc,
-            "--load-profile", "mix", "--peak-users", str(args.users),
+            "--load-profile", "mix", "--peak-users", str(args.users), "--wait", args.wait,
             "--seconds", str(seconds), "--mix-file", str(config.MIX_FILE),
             "--slo-file", str(config.SLO_FILE), "--report-dir", str(out),
             "--html", str(out / "report.html"), "--csv", str(out / "locust"),
