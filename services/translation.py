@@ -47,18 +47,19 @@ class TranslationService(ModelService[Translator]):
     @app.post("/translate", response_model=TranslateResponse, response_model_exclude_none=True)
     async def translate(self, req: TranslateRequest) -> TranslateResponse:
         """Translate every text. The same request always gives the same translations."""
+        model = self.served  # before the wait: a drain must not fail work already taken
         options = Options(
-            num_beams=req.num_beams or int(self.served.config["num_beams"]),
+            num_beams=req.num_beams or int(model.config["num_beams"]),
             length_penalty=req.length_penalty,
             max_new_tokens=req.max_new_tokens,
             return_attention=req.return_attention,
             attention_heads=req.attention_heads,
         )
-        rows = self.served.check(req.texts, options)
+        rows = model.check(req.texts, options)
+        unknown = [model.unknown_words(text) for text in req.texts]
         results = await self.batcher.submit(rows, key=options)
         TOKENS.labels(self.model, "input").inc(sum(len(r) for r in rows))
         TOKENS.labels(self.model, "output").inc(sum(len(t.target_tokens) + 1 for t in results))
-        unknown = [self.served.unknown_words(text) for text in req.texts]
         return TranslateResponse(
             translations=[_out(t, u) for t, u in zip(results, unknown, strict=True)]
         )

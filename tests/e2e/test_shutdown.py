@@ -60,7 +60,10 @@ def test_sigterm_drains_then_exits(imagegen_model_dir) -> None:
 def test_gateway_sigterm_drains_http_and_grpc(request: pytest.FixtureRequest, tmp_path) -> None:
     """SIGTERM to the gateway: readiness false at once over HTTP and gRPC, new requests
     refused at once (503 with Retry-After; gRPC UNAVAILABLE), the open ones (one over
-    each protocol) finish, then the gateway exits with no process left behind."""
+    each protocol) finish, then the gateway exits with no process left behind, though
+    clients had stalled uploads open when it was told to stop (their bodies time out)."""
+    import socket
+
     import numpy as np
     import tritonclient.grpc as triton_grpc
     from tritonclient.utils import InferenceServerException
@@ -69,9 +72,12 @@ def test_gateway_sigterm_drains_http_and_grpc(request: pytest.FixtureRequest, tm
 
     urls = {name: server.url for name, server in model_servers(request).items()}
     grpc_port = free_port()
-    env = gateway_env(urls, grpc_port, GENSERVE_GATEWAY_AUTH="false")
+    env = gateway_env(
+        urls, grpc_port, GENSERVE_GATEWAY_AUTH="false", GENSERVE_SERVER_BODY_TIMEOUT_S="3"
+    )
     gateway = Server("services.gateway:Gateway", env, tmp_path / "gw.log")
     family = [psutil.Process(p) for p in gateway.pids()]
+    stalled = []
     client = triton_grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}")
     prompt = triton_grpc.InferInput("PROMPT", [1], "BYTES")
     prompt.set_data_from_numpy(np.array([b"a red circle"], dtype=object))
@@ -84,6 +90,13 @@ def test_gateway_sigterm_drains_http_and_grpc(request: pytest.FixtureRequest, tm
             over_grpc = pool.submit(
                 client.infer, "imagegen", [prompt], parameters={"steps": 150, "seed": 2}
             )
+            for _ in range(5):  # uploads that never finish their body
+                sock = socket.create_connection(("127.0.0.1", gateway.port))
+                sock.sendall(
+                    b"POST /v1/samples HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+                )
+                stalled.append(sock)
             time.sleep(1.0)  # both are in the model now
             os.killpg(gateway.proc.pid, signal.SIGTERM)
             signalled = time.monotonic()
@@ -106,5 +119,7 @@ def test_gateway_sigterm_drains_http_and_grpc(request: pytest.FixtureRequest, tm
         time.sleep(0.5)
         assert not [p for p in family if p.is_running() and p.status() != "zombie"]
     finally:
+        for sock in stalled:
+            sock.close()
         client.close()
         gateway.stop()
