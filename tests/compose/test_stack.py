@@ -219,7 +219,12 @@ def test_prometheus_scrapes_every_target_and_evaluates_the_rules(stack: Stack) -
         rules = [r for g in groups for r in g["rules"]]
         evaluated = [r for r in rules if not r["lastEvaluation"].startswith("0001-")]
         up = set(health) == expected and all(h == "up" for h, _ in health.values())
-        if (up and rules and len(evaluated) == len(rules)) or time.monotonic() > deadline:
+        # The requests made by the tests above, by route, once a scrape has taken them.
+        query = "/api/v1/query?query=sum(genserve_gateway_requests_total)"
+        requests = prometheus_api(stack, query)["result"]
+        counted = bool(requests) and float(requests[0]["value"][1]) > 0
+        done = up and rules and len(evaluated) == len(rules) and counted
+        if done or time.monotonic() > deadline:
             break
         time.sleep(2)
     assert set(health) == expected, health
@@ -228,10 +233,7 @@ def test_prometheus_scrapes_every_target_and_evaluates_the_rules(stack: Stack) -
     assert all(r["health"] == "ok" for r in rules), [r for r in rules if r["health"] != "ok"]
     result = prometheus_api(stack, "/api/v1/query?query=up")["result"]
     assert {r["metric"]["service"]: r["value"][1] for r in result} == dict.fromkeys(expected, "1")
-    # The genserve metrics arrive: the requests made by the tests above, by route.
-    query = "/api/v1/query?query=sum(genserve_gateway_requests_total)"
-    requests = prometheus_api(stack, query)["result"]
-    assert requests and float(requests[0]["value"][1]) > 0
+    assert counted, f"the gateway's request counters never reached Prometheus: {requests}"
 
 
 # -- a model container dies under load -------------------------------------------------
