@@ -110,8 +110,13 @@ def _listens(process: psutil.Process, port: int) -> bool:
 
 
 def _busy(port: int) -> bool:
-    try:
-        httpx.get(f"http://127.0.0.1:{port}/", timeout=0.2)
-        return True
-    except httpx.HTTPError:
-        return False
+    """Whether the port cannot be bound here: listened on, or held by any socket (a
+    client's ephemeral port too, which a GET would not notice)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
