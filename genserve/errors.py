@@ -20,10 +20,14 @@ class GenserveError(Exception):
     # What a 5xx body says: a fixed sentence per class, never the exception's text.
     public_message: ClassVar[str] = "internal error; quote the request_id when reporting it"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        if retry_after_s is not None:  # else the class's own (None, or a default)
+            self.retry_after_s = retry_after_s
 
     @property
     def is_client_error(self) -> bool:
@@ -107,10 +111,7 @@ class Overloaded(GenserveError):
     grpc_code = "UNAVAILABLE"
     code = "overloaded"
     public_message = "the service is at capacity; retry after Retry-After seconds"
-
-    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+    retry_after_s = 1.0
 
 
 class Unauthenticated(GenserveError):
@@ -139,10 +140,7 @@ class RateLimited(GenserveError):
     http_status = 429
     grpc_code = "RESOURCE_EXHAUSTED"
     code = "rate_limited"
-
-    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+    retry_after_s = 1.0
 
 
 class TooManyOpenRequests(GenserveError):
@@ -152,10 +150,7 @@ class TooManyOpenRequests(GenserveError):
     http_status = 429
     grpc_code = "RESOURCE_EXHAUSTED"
     code = "too_many_open_requests"
-
-    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+    retry_after_s = 1.0
 
     def http_headers(self) -> dict[str, str]:
         # Answered before the body is read: the connection closes rather than wait for
@@ -260,7 +255,7 @@ def from_wire(
         client = InvalidInput if 400 <= status < 500 else GenserveError
         found = by_status.get(status) or (same[0] if same else client)
     error = found.__new__(found)
-    GenserveError.__init__(error, str(message or code or status), field=field)
-    if retry_after_s is not None:
-        error.retry_after_s = retry_after_s
+    GenserveError.__init__(
+        error, str(message or code or status), field=field, retry_after_s=retry_after_s
+    )
     return error
