@@ -4,7 +4,9 @@ It gives the request an id, checks the API key and its scope, spends one token o
 caller's rate limit (429) and takes one of the open-request slots (503 with Retry-After)
 and one of the caller's own (429 with Retry-After), then records the route's metrics and
 access line. A body that does not arrive in time is 408 (services/wire.py read_body), and
-both slots are given back at once. The REST POST routes are passed
+both slots are given back at once. Health, readiness and metadata (not rate limited)
+take no slot: never 429 or 503 overloaded, only 503 shutting_down while draining. The
+REST POST routes are passed
 through from here (read, validated with the route's schema, forwarded as the caller's
 bytes); everything else goes on to the gateway's app.
 
@@ -231,7 +233,9 @@ class FrontDoor:
                     headers.get("authorization"), rule.scope, client, limit=rule.limited
                 )
                 who[0] = principal.name
-            slot = state.guard.slot(principal.bucket_id)
+            # Health, readiness and metadata take no open-request place: never 429 or
+            # 503 overloaded (read as "not ready"), only shutting_down while draining.
+            slot = state.guard.slot(principal.bucket_id, bounded=rule.limited)
         except GenserveError as exc:
             GATEWAY_REJECTIONS.labels(exc.code).inc()
             await error_response(exc, path)(scope, receive, send)

@@ -148,8 +148,9 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             )
             who = principal.name
             # The whole message has arrived before a handler runs: a slow sender holds no
-            # slot. The slots are the HTTP side's too (all, and this caller's own).
-            with self.guard.slot(principal.bucket_id):
+            # slot. The slots are the HTTP side's too (all, and this caller's own);
+            # readiness and metadata (not limited) take none, as over HTTP.
+            with self.guard.slot(principal.bucket_id, bounded=limit):
                 return await call()
         except GenserveError as exc:
             code = exc.grpc_code

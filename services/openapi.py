@@ -6,8 +6,9 @@ operation, never written per path:
 
 - errors, each in genserve's shape (``Error``; under /v2 the protocol's ``ProtocolError``):
   a body: 400, 408, 413, 415; a path parameter: 404 (no such model, job, version); any
-  key: 401, 429 (the caller's own bound on open requests, and its rate limit where the
-  route has one) and 503 (the gateway's bound); a scope: 403 (services/frontdoor.py
+  key: 401, 429 (the caller's own bound on open requests, and its rate limit; not on
+  health, readiness and metadata, which have neither) and 503 (the gateway's bound,
+  its shutdown); a scope: 403 (services/frontdoor.py
   ``access_of``); a call to a model service: 503 and 504; and what
   a kind's route declares beyond those (``Route.statuses``: 409, another success 202);
 - the media types a route's success may take by its ``format`` (``Route.media_types``);
@@ -115,7 +116,9 @@ class InferenceResponse(_Open):
     outputs: list[ResponseOutput]
 
 
-class TensorMetadata(_Open):
+# The JSON shape of one input or output in a model's metadata (a component of the
+# document); genserve.protocol.mapping.TensorMetadata is what it is written from.
+class TensorMetadataSchema(_Open):
     name: str
     datatype: Datatype
     shape: list[int] = Field(description="-1: any size")
@@ -126,8 +129,8 @@ class ModelMetadata(_Open):
     name: str
     versions: list[str]
     platform: str
-    inputs: list[TensorMetadata]
-    outputs: list[TensorMetadata]
+    inputs: list[TensorMetadataSchema]
+    outputs: list[TensorMetadataSchema]
 
 
 class ServerMetadata(_Open):
@@ -402,7 +405,8 @@ def _operation(op: dict[str, Any], route: RouteContext, declared: Route | None) 
         statuses |= {401, 503}
         if rule.scope is not None:
             statuses.add(403)
-        statuses.add(429)  # the caller's bound on open requests, and its rate limit
+        if rule.limited:  # health, readiness, metadata: neither bound nor rate limit
+            statuses.add(429)  # the caller's bound on open requests, and its rate limit
     if declared is not None or getattr(route.endpoint, _CALLS_A_SERVICE, False):
         statuses |= {503, 504}
     success = str(route.status_code or 200)

@@ -29,7 +29,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,13 +215,19 @@ class Guard:
                     else:
                         del self.open_by_caller[caller]
 
-    def slot(self, caller: str | None = None) -> AbstractContextManager[None]:
+    def slot(
+        self, caller: str | None = None, *, bounded: bool = True
+    ) -> AbstractContextManager[None]:
         """A place among the open requests (HTTP and gRPC alike), or 503 at once; and, for
         a ``caller`` (its ``Principal.bucket_id``), one of its own places, or 429 at once.
         Given back when the context exits, however it exits (answer, error, the client
-        gone, a timeout)."""
+        gone, a timeout). Not ``bounded`` (health, readiness, metadata: answered at once
+        from the gateway's own state): no place is taken and none is refused, so a caller
+        at its bound still reads "ready"; while draining it is refused all the same."""
         if self.draining:
             raise ShuttingDown("the gateway is shutting down")
+        if not bounded:
+            return nullcontext()
         with self._lock:
             held = 0 if caller is None else self.open_by_caller.get(caller, 0)
             if held >= self.max_per_caller:

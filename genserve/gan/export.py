@@ -25,7 +25,7 @@ def load_generator(weights_dir: Path) -> tuple[Any, dict[str, Any]]:
     """The PyTorch generator from a verified weights folder (safetensors, never pickle)."""
     from safetensors.torch import load_file
 
-    from genserve.gan.model import GanConfig, Generator
+    from genserve.gan.modules import GanConfig, Generator
 
     manifest = load_manifest(weights_dir, kind="gan")
     g = Generator(GanConfig(**manifest.config))

@@ -37,7 +37,7 @@ def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, An
     from safetensors.torch import save_file
     from tqdm import tqdm
 
-    from genserve.gan.model import Discriminator, GanConfig, Generator
+    from genserve.gan.modules import Discriminator, GanConfig, Generator
 
     recipe = {**DEFAULT_RECIPE, **overrides}
     cfg = GanConfig()

@@ -7,7 +7,8 @@ in the gateway and 2 per caller. The "loris" key stays within its rate limit (th
 defaults: 600 a minute, 20 at once) and keeps 10 connections going, each sending its
 headers slowly and then its body a byte every 0.25 s; 4 more connections stop halfway
 through their request line. The "polite" key sends small GAN requests one after another,
-measured just before the attack and during it.
+measured just before the attack and during it. With a caller's bound full, its readiness
+and metadata calls (tritonclient, HTTP and gRPC) are still answered: they take no place.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import json
 import multiprocessing
 import re
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +27,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import tritonclient.grpc as triton_grpc
+import tritonclient.http as triton_http
 
 from genserve.keys import key_digest, new_key
 from tests.e2e.conftest import Server, free_port, gateway_env
@@ -54,10 +58,10 @@ def slow(tmp_path_factory: pytest.TempPathFactory, gan_model_dir: Path) -> Itera
         "GENSERVE_SERVER_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
         "GENSERVE_SERVER_BODY_IDLE_TIMEOUT_S": str(BODY_TIMEOUT_S),
     }
-    gan_port, nothing = free_port(), f"http://127.0.0.1:{free_port()}"
+    gan_port, grpc_port, nothing = free_port(), free_port(), f"http://127.0.0.1:{free_port()}"
     env = gateway_env(
         {"gan": f"http://127.0.0.1:{gan_port}", "translation": nothing, "imagegen": nothing},
-        free_port(),
+        grpc_port,
         GENSERVE_GATEWAY_KEYS_FILE=str(logs / "keys.json"),
         GENSERVE_GATEWAY_RATE_PER_MINUTE="600",  # the defaults, for the loris
         GENSERVE_GATEWAY_BURST="20",
@@ -76,7 +80,7 @@ def slow(tmp_path_factory: pytest.TempPathFactory, gan_model_dir: Path) -> Itera
         r = httpx.get(gw.url + "/v2/models/gan/ready", headers=auth(keys["polite"]))
         ready = r.status_code == 200
         time.sleep(0.05)
-    yield {"gateway": gw, "gan": gan, "keys": keys}
+    yield {"gateway": gw, "gan": gan, "keys": keys, "grpc": f"127.0.0.1:{grpc_port}"}
     gw.stop()
     gan.stop()
 
@@ -252,3 +256,51 @@ def test_a_model_service_answers_a_stalled_body_408_and_closes(slow: dict) -> No
     assert BODY_TIMEOUT_S - 0.2 <= after <= BODY_TIMEOUT_S + 1.0, after
     assert rest == b""  # the service closed the connection
     assert httpx.post(gan.url + "/v1/samples", json={"seed": 2}).status_code == 200
+
+
+def test_readiness_and_metadata_are_answered_with_the_callers_bound_full(slow: dict) -> None:
+    """A caller holding all its open requests (stalled uploads) still reads its model as
+    ready: readiness and metadata take no open-request place, so never 429
+    too_many_open_requests / RESOURCE_EXHAUSTED, which OIP clients read as "not ready"."""
+    gw, key = slow["gateway"], slow["keys"]["polite"]
+    headers = auth(key)
+    http = triton_http.InferenceServerClient(gw.url.removeprefix("http://"))
+    grpc = triton_grpc.InferenceServerClient(slow["grpc"])
+    assert http.is_server_live() and grpc.is_server_live()  # connected before the clock runs
+    # (Server readiness is False here: translation and imagegen have no service.)
+    server_ready = [client.is_server_ready() for client in (http, grpc)]
+
+    def full() -> bool:
+        r = httpx.post(gw.url + "/v1/samples", json={"seed": 1}, headers=headers)
+        return r.status_code == 429 and r.json()["error"]["code"] == "too_many_open_requests"
+
+    stalled = []
+    try:
+        for _ in range(PER_CALLER):  # headers in, body never: each holds one of its places
+            sock = socket.create_connection(("127.0.0.1", gw.port))
+            sock.sendall(
+                b"POST /v1/samples HTTP/1.1\r\nHost: x\r\n"
+                + f"Authorization: Bearer {key}\r\n".encode()
+                + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+            )
+            stalled.append(sock)
+        deadline = time.monotonic() + 1.0
+        while not full():
+            assert time.monotonic() < deadline, "the stalled uploads did not fill the bound"
+            time.sleep(0.02)
+        # Within the body timeout (2 s), while the bound is full:
+        assert [client.is_server_ready() for client in (http, grpc)] == server_ready
+        for client in (http, grpc):
+            assert client.is_model_ready("gan", headers=headers)
+        assert http.get_model_metadata("gan", headers=headers)["name"] == "gan"
+        assert grpc.get_model_metadata("gan", headers=headers).name == "gan"
+        assert http.get_server_metadata(headers=headers)["name"] == "genserve"
+        assert grpc.get_server_metadata(headers=headers).name == "genserve"
+        r = httpx.get(gw.url + "/v2/models/gan/ready", headers=headers)
+        assert r.status_code == 200, r.text
+        assert full(), "the bound was given back before the checks ended"  # still held
+    finally:
+        for sock in stalled:
+            sock.close()
+        http.close()
+        grpc.close()

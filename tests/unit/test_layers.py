@@ -45,6 +45,18 @@ def test_runtime_code_never_imports_build_code() -> None:
         assert not wrong, f"{path.relative_to(PROJECT_ROOT)} imports build code {wrong}"
 
 
+def test_torch_is_imported_only_by_build_code() -> None:
+    """A kind's torch modules live in ``<kind>/modules.py`` (like export, train and bench,
+    a build module), so the check above keeps them out of every serving process: a torch
+    module under any other name would escape it."""
+    for path in [*LIBRARY.rglob("*.py"), *SERVICES.rglob("*.py")]:
+        torch = [m for m in imports(path) if m == "torch" or m.startswith("torch.")]
+        assert not torch or path.stem in BUILD_MODULES, (
+            f"{path.relative_to(PROJECT_ROOT)} imports {torch}: torch modules go in "
+            "<kind>/modules.py, the rest in export, train or bench"
+        )
+
+
 def _names_in(path: Path) -> set[str]:
     """Identifiers, and whole words in strings, comments aside."""
     found: set[str] = set()

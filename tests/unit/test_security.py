@@ -152,6 +152,22 @@ def test_open_requests_are_bounded_per_caller_too() -> None:
     assert guard.in_flight == 0 and guard.open_by_caller == {}
 
 
+def test_readiness_and_metadata_take_no_place_but_are_refused_while_draining() -> None:
+    from genserve.errors import ShuttingDown, TooManyOpenRequests
+
+    guard = Guard(GatewaySettings(auth=False, max_in_flight=1, max_in_flight_per_caller=1))
+    with guard.slot("a"):  # the caller's bound and the gateway's both full
+        with pytest.raises(TooManyOpenRequests):
+            guard.slot("a")
+        with guard.slot("a", bounded=False), guard.slot("b", bounded=False):
+            assert guard.in_flight == 1 and guard.open_by_caller == {"a": 1}
+    assert guard.in_flight == 0 and guard.open_by_caller == {}
+    guard.draining = True  # readiness while draining: still shutting_down (not ready)
+    for bounded in (True, False):
+        with pytest.raises(ShuttingDown):
+            guard.slot("a", bounded=bounded)
+
+
 def test_the_per_caller_bound_defaults_to_a_quarter_and_is_shared_by_http_and_grpc() -> None:
     assert GatewaySettings().per_caller_in_flight == 64  # a quarter of 256
     assert GatewaySettings(max_in_flight=3).per_caller_in_flight == 1
