@@ -9,9 +9,10 @@ MODELS_DIR ?= build/models
 HOST ?= 127.0.0.1
 AUTH ?= off
 # Debian packages the tests drive, installed if missing: chromium (the playground test,
-# through Playwright), prometheus (promtool rule tests, the live-Prometheus test) and wrk
-# (HTTP load in C: the probes-under-saturation test, python -m loadtests.concurrency).
-SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/prometheus /usr/bin/wrk
+# through Playwright), prometheus (promtool rule tests, the live-Prometheus test), wrk
+# (HTTP load in C: the probes-under-saturation test, python -m loadtests.concurrency) and
+# grammalecte-cli (an offline French grammar checker: the demo corpus's French).
+SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/prometheus /usr/bin/wrk /usr/bin/grammalecte-cli
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: up test compose-test install system protos models lint typecheck bench loadtest soak clean

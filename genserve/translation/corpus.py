@@ -12,11 +12,24 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from genserve.translation.lexicon import ADJECTIVES, NOUNS, PROFESSIONS, VERBS, Adjective, Noun
+from genserve.translation.lexicon import (
+    ADJECTIVES,
+    H_ASPIRE,
+    NOUNS,
+    PROFESSIONS,
+    VERBS,
+    Adjective,
+    Noun,
+)
 
-VOWELS = "aeiouyàâäéèêëîïôöûüœh"
+VOWELS = "aeiouàâäéèêëîïôöûüœh"  # and a mute h: l'hôtel, l'homme, cet hôpital
+# Words written as if they began with a consonant: no elision, no bel/vieil/cet before them
+# ("que huit", "le onze", "la hache", "le héros").
+NO_ELISION = frozenset({"huit", "onze", *H_ASPIRE})
+# "grand" before these makes another word (grand-père, grand-oncle): never generated.
+FAMILY = frozenset({"père", "mère", "oncle", "tante", "pères", "mères", "oncles", "tantes"})
 ADJ_ORDER = {"opinion": 0, "size": 1, "age": 2, "shape": 3, "colour": 4, "quality": 5}
 SEED_PAIRS = [
     ("I am a student.", "Je suis étudiant."),
@@ -48,7 +61,9 @@ PRONOUNS = [
     ("they", "ils", 4, "m", True),
 ]
 NUMBERS = ["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+NUMBERS += ["eleven", "twelve"]
 NUMBERS_FR = ["deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf", "dix"]
+NUMBERS_FR += ["onze", "douze"]
 DAYS = list(
     zip(
         ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
@@ -114,28 +129,30 @@ CROSS_VERBS = [
 ]
 
 
+ELIDING = frozenset({"le", "la", "que", "ne", "je", "de", "me", "te", "se", "parce que"})
+CONTRACTIONS = {("à", "le"): "au", ("à", "les"): "aux", ("de", "le"): "du", ("de", "les"): "des"}
+
+
 def starts_vowel(word: str) -> bool:
-    return bool(word) and word[0].lower() in VOWELS
+    """Whether ``word`` takes elision before it (l', qu', n'), bel/vieil/nouvel and cet: a
+    vowel or a mute h, but not huit, onze or an h aspiré."""
+    return bool(word) and word[0].lower() in VOWELS and word.lower() not in NO_ELISION
 
 
 def join_fr(words: list[str]) -> str:
-    """Join French words, applying elision (le/la/que/ne/je/de + vowel) and contractions."""
+    """Join French words: elision first (le/la/que/ne/je/de before a vowel or mute h), then
+    contraction of à/de with what is left of le/les, so "à le hôpital" is "à l'hôpital"
+    and "de le hôtel" is "de l'hôtel", while "à le marché" is "au marché"."""
+    elided: list[str] = []
+    words = [w for w in words if w]
+    for i, w in enumerate(words):
+        following = words[i + 1] if i + 1 < len(words) else ""
+        elided.append(w[:-1] + "'" if w.lower() in ELIDING and starts_vowel(following) else w)
     out: list[str] = []
-    for w in words:
-        if not w:
+    for w in elided:
+        if out and (out[-1].lower(), w) in CONTRACTIONS:
+            out[-1] = CONTRACTIONS[(out[-1].lower(), w)]
             continue
-        if out:
-            prev = out[-1]
-            low = prev.lower()
-            if low in {"le", "la", "que", "ne", "je", "de", "me", "te", "se", "parce que"} and (
-                starts_vowel(w)
-            ):
-                out[-1] = prev[:-1] + "'"
-            elif low in {"à", "de"} and w in {"le", "les"}:
-                out[-1] = {"à le": "au", "à les": "aux", "de le": "du", "de les": "des"}[
-                    f"{low} {w}"
-                ]
-                continue
         out.append(w)
     text = ""
     for w in out:
@@ -179,8 +196,14 @@ def noun_phrase(
     det: str | None = None,
     adjs: list[Adjective] | None = None,
     max_adjs: int = 2,
+    number_shown: bool = False,
 ) -> Phrase:
-    """A determiner, up to ``max_adjs`` adjectives and the noun, in both languages."""
+    """A determiner, up to ``max_adjs`` adjectives and the noun, in both languages.
+
+    A noun whose English plural is its singular (sheep, fish) after a determiner that
+    shows no number (the, my...) is singular unless ``number_shown``: the caller's verb
+    tells them apart ("the sheep sleep" / "sleeps"). Otherwise one English sentence would
+    have two translations."""
     if plural is None:
         plural = rng.random() < 0.3
     if det is None:
@@ -190,13 +213,12 @@ def noun_phrase(
             + ["this", "my", "your", "his", "her", "our", "their"]
             + (["number"] if plural else [])
         )
+    if noun.en == noun.en_pl and det not in {"a", "this", "number"} and not number_shown:
+        plural = False
     if adjs is None:
         k = rng.choices([0, 1, 2], weights=[5, 4, 1])[0]
         adjs = rng.sample(ADJECTIVES, min(k, max_adjs))
-        kinds = [a.kind for a in adjs]
-        if len(set(kinds)) < len(kinds):
-            adjs = adjs[:1]
-    adjs = sorted(adjs, key=lambda a: ADJ_ORDER[a.kind])
+    adjs = compatible(noun, adjs)
     g = noun.gender
     # French: adjectives before or after the noun.
     pre = [a for a in adjs if a.pre]
@@ -245,6 +267,22 @@ def noun_phrase(
     return Phrase(en, [fr_det, *core], g, plural, 4 if plural else 1, not plural, indefinite)
 
 
+def compatible(noun: Noun, adjs: list[Adjective]) -> list[Adjective]:
+    """``adjs`` in English order, without those that cannot go together: two of one kind,
+    a colour with dark or light (French reads "brune sombre" as one compound colour), and
+    grand before a family noun (grand-père is another word)."""
+    out: list[Adjective] = []
+    for a in sorted(adjs, key=lambda a: ADJ_ORDER[a.kind]):
+        kinds = {b.kind for b in out}
+        shaded = any(b.en in {"dark", "light"} for b in out) or a.en in {"dark", "light"}
+        if a.kind in kinds or (shaded and "colour" in kinds | {a.kind}):
+            continue
+        if a.m == "grand" and noun.fr in FAMILY:
+            continue
+        out.append(a)
+    return out
+
+
 def _agree(word: str, gender: str, plural: bool) -> str:
     """Participle or adjective agreement for regular forms."""
     if gender == "f" and not word.endswith("e"):
@@ -275,15 +313,30 @@ class Grammar:
         self.transitive = [v for v in VERBS if v.objects]
         self.motion = [v for v in VERBS if v.aux == "être"]
         self.activity = [v for v in VERBS if not v.objects and v.aux == "avoir"]
+        # Count nouns whose English plural is the singular: only a verb shows their number.
+        self.invariant = [n for n in self.by_kind["animal"] if n.en == n.en_pl]
         self.heldout_combos = heldout_combos or set()
 
     # -- pieces --------------------------------------------------------------------------
 
-    def subject(self, kinds: tuple[str, ...] = ("animal", "person")) -> Phrase:
+    def subject(
+        self, kinds: tuple[str, ...] = ("animal", "person"), *, number_shown: bool = True
+    ) -> Phrase:
+        """A pronoun or a noun phrase; ``number_shown``: the verb shows its number."""
         if self.rng.random() < 0.35:
             return pronoun(self.rng.choice(PRONOUNS))
         kind = self.rng.choice(kinds)
-        return noun_phrase(self.rng, self.rng.choice(self.by_kind[kind]))
+        noun = self.rng.choice(self.by_kind[kind])
+        return noun_phrase(self.rng, noun, number_shown=number_shown)
+
+    def two_adjectives(self) -> list[Adjective]:
+        """Two adjectives of different kinds; half the time both go before a French noun
+        (un beau vieil hôtel, une jolie petite maison)."""
+        pool = [a for a in ADJECTIVES if a.pre] if self.rng.random() < 0.5 else ADJECTIVES
+        while True:
+            a, b = self.rng.sample(pool, 2)
+            if a.kind != b.kind:
+                return [a, b]
 
     def noun_of(self, kinds: tuple[str, ...]) -> Noun:
         return self.rng.choice(self.by_kind[self.rng.choice(kinds)])
@@ -309,14 +362,25 @@ class Grammar:
             return f"{'doesn' + chr(39) + 't' if r else 'does not'} {base}"
         return f"{'don' + chr(39) + 't' if r else 'do not'} {base}"
 
-    def clause(self, past: bool, negative: bool, question: bool = False) -> tuple[str, list[str]]:
-        """Subject + verb (+ object or place) in both languages, without end punctuation."""
+    def clause(
+        self,
+        past: bool,
+        negative: bool,
+        question: bool = False,
+        *,
+        subj: Phrase | None = None,
+        object_adjs: list[Adjective] | None = None,
+    ) -> tuple[str, list[str]]:
+        """Subject + verb (+ object or place) in both languages, without end punctuation.
+        A present-tense English verb shows its subject's number (sleeps / sleep; does /
+        do); a past one does not. ``object_adjs``: a transitive verb whose object has
+        these adjectives."""
         rng = self.rng
-        subj = self.subject()
-        roll = rng.random()
+        subj = subj or self.subject(number_shown=not past)
+        roll = 0.0 if object_adjs else rng.random()
         if roll < 0.6:
             verb = rng.choice(self.transitive)
-            obj = noun_phrase(rng, self.noun_of(verb.objects))
+            obj = noun_phrase(rng, self.noun_of(verb.objects), adjs=object_adjs)
             en_rest, fr_rest = obj.en, list(obj.fr)
             if negative and obj.indefinite and not obj.fr[0].isdigit():
                 fr_rest = ["de", *obj.fr[1:]]
@@ -369,7 +433,8 @@ class Grammar:
             return Pair(
                 sentence(en, "?"), sentence(join_fr(["est-ce", "que", *fr]), " ?"), "question"
             )
-        np = noun_phrase(rng, self.noun_of(("animal", "object", "vehicle", "building", "person")))
+        kinds = ("animal", "object", "vehicle", "building", "person")
+        np = noun_phrase(rng, self.noun_of(kinds), number_shown=True)  # by is/are, was/were
         if roll < 0.8:
             adj = rng.choice(ADJECTIVES)
             past = rng.random() < 0.3
@@ -385,9 +450,9 @@ class Grammar:
             "question",
         )
 
-    def copula(self) -> Pair:
+    def copula(self, subj: Phrase | None = None) -> Pair:
         rng = self.rng
-        subj = self.subject(("animal", "object", "vehicle", "building", "person", "food"))
+        subj = subj or self.subject(("animal", "object", "vehicle", "building", "person", "food"))
         adj = rng.choice(ADJECTIVES)
         past, negative = rng.random() < 0.35, rng.random() < 0.3
         en_be = {
@@ -443,8 +508,8 @@ class Grammar:
         adj = rng.choice(ADJECTIVES)
         if rng.random() < 0.5:  # object relative: participle agrees with the head noun
             verb = rng.choice(self.transitive)
-            head = noun_phrase(rng, self.noun_of(verb.objects), det="the")
-            subj = self.subject()
+            head = noun_phrase(rng, self.noun_of(verb.objects), det="the", number_shown=True)
+            subj = self.subject(number_shown=False)  # "that the sheep saw"
             pp = (
                 _agree(verb.fr_pp, head.gender, head.plural)
                 if " " not in verb.fr_pp
@@ -464,7 +529,8 @@ class Grammar:
             ]
         else:  # subject relative
             verb = rng.choice(self.transitive)
-            head = noun_phrase(rng, self.noun_of(("animal", "person")), det="the")
+            kinds = ("animal", "person")
+            head = noun_phrase(rng, self.noun_of(kinds), det="the", number_shown=True)
             obj = noun_phrase(rng, self.noun_of(verb.objects), det="the", max_adjs=1)
             be = "are" if head.plural else "is"
             en_v = verb.en if head.plural else verb.en_3sg
@@ -491,10 +557,38 @@ class Grammar:
         past = rng.random() < 0.4
         en1, fr1 = self.clause(past, rng.random() < 0.25)
         en2, fr2 = self.clause(past, rng.random() < 0.25)
-        en_c, fr_c = rng.choice([("and", "et"), ("but", "mais")])
+        en_c, fr_c = rng.choice([("and", "et"), (", but", ", mais")])  # a comma before but
         return Pair(
-            sentence(f"{en1} {en_c} {en2}"), sentence(join_fr([*fr1, fr_c, *fr2])), "coordinated"
+            sentence(f"{en1} {en_c} {en2}".replace(" ,", ",")),
+            sentence(join_fr([*fr1, fr_c, *fr2]).replace(" ,", ",")),
+            "coordinated",
         )
+
+    def number(self) -> Pair:
+        """A subject whose number only its verb shows: "The sheep sleep." / "sleeps"."""
+        rng = self.rng
+        subj = noun_phrase(
+            rng,
+            rng.choice(self.invariant),
+            plural=rng.random() < 0.5,
+            det=rng.choice(["the"] * 4 + ["my", "your", "his", "her", "our", "their"]),
+            number_shown=True,
+        )
+        if rng.random() < 0.35:
+            return replace(self.copula(subj), template="number")
+        en, fr = self.clause(False, rng.random() < 0.25, subj=subj)
+        return Pair(sentence(en), sentence(join_fr(fr)), "number")
+
+    def adjectives(self) -> Pair:
+        """A noun with two adjectives: "a beautiful old hotel", "un beau vieil hôtel"."""
+        rng = self.rng
+        adjs = self.two_adjectives()
+        if rng.random() < 0.6:
+            en, fr = self.clause(rng.random() < 0.4, rng.random() < 0.2, object_adjs=adjs)
+            return Pair(sentence(en), sentence(join_fr(fr)), "adjectives")
+        kinds = ("animal", "object", "vehicle", "building", "person")
+        subj = noun_phrase(rng, self.noun_of(kinds), adjs=adjs, number_shown=True)
+        return replace(self.copula(subj), template="adjectives")
 
     def _because(
         self, first: Phrase, second: Phrase, reasons_first: list[str], reasons_second: list[str]
@@ -557,6 +651,8 @@ class Grammar:
         ("coordinated", 0.08),
         ("crossing", 0.18),
         ("packing", 0.1),
+        ("number", 0.05),
+        ("adjectives", 0.06),
     )
 
     def draw(self) -> Pair:

@@ -54,7 +54,7 @@ class Verb:
 def _plural_fr(word: str) -> str:
     if word.endswith(("s", "x", "z")):
         return word
-    if word.endswith(("eau", "au", "eu")):
+    if word.endswith(("eau", "au", "eu")) and word not in {"bleu", "pneu", "landau"}:
         return word + "x"
     if word.endswith("al") and word not in {"festival", "carnaval"}:
         return word[:-2] + "aux"
@@ -77,7 +77,8 @@ sheep|sheep|mouton||m;pig||cochon||m;duck||canard||m;hen||poule||f;lion||lion||m
 elephant||éléphant||m;monkey||singe||m;snake||serpent||m;turtle||tortue||f;frog||grenouille||f;
 owl||chouette||f;deer|deer|cerf||m;donkey||âne||m;squirrel||écureuil||m;giraffe||girafe||f;
 zebra||zèbre||m;camel||chameau||m;goose|geese|oie||f;animal||animal||m;kitten||chaton||m;
-puppy||chiot||m;lamb||agneau||m;ox|oxen|bœuf||m""",
+puppy||chiot||m;lamb||agneau||m;ox|oxen|bœuf||m;fish|fish|poisson||m;salmon|salmon|saumon||m;
+bison|bison|bison||m;hamster||hamster||m;hedgehog||hérisson||m;heron||héron||m""",
     "place": """
 street||rue||f;road||route||f;river||rivière||f;bridge||pont||m;field||champ||m;forest||forêt||f;
 desert||désert||m;lake||lac||m;valley||vallée||f;square||place||f;park||parc||m;highway||autoroute||f;
@@ -89,7 +90,7 @@ market||marché||m;station||gare||f;school||école||f;church||église||f;hospita
 kitchen||cuisine||f;house||maison||f;room||chambre||f;office||bureau||m;library|libraries|bibliothèque||f;
 museum||musée||m;airport||aéroport||m;farm||ferme||f;island||île||f;shop||magasin||m;
 restaurant||restaurant||m;theatre||théâtre||m;hotel||hôtel||m;bakery|bakeries|boulangerie||f;
-castle||château||m;garage||garage||m;cellar||cave||f""",
+castle||château||m;garage||garage||m;cellar||cave||f;hangar||hangar||m;hall||hall||m""",
     "object": """
 book||livre||m;table||table||f;chair||chaise||f;lamp||lampe||f;clock||horloge||f;
 watch||montre||f;phone||téléphone||m;computer||ordinateur||m;pen||stylo||m;pencil||crayon||m;
@@ -101,7 +102,8 @@ blanket||couverture||f;pillow||oreiller||m;towel||serviette||f;brush||brosse||f;
 statue||statue||f;trophy|trophies|trophée||m;rope||corde||f;ladder||échelle||f;tent||tente||f;
 bottle||bouteille||f;cup||tasse||f;glass||verre||m;plate||assiette||f;knife|knives|couteau||m;
 spoon||cuillère||f;fork||fourchette||f;door||porte||f;window||fenêtre||f;bed||lit||m;
-sofa||canapé||m;envelope||enveloppe||f;camera||caméra||f;radio||radio||f;painting||peinture||f""",
+sofa||canapé||m;envelope||enveloppe||f;camera||caméra||f;radio||radio||f;painting||peinture||f;
+axe||hache||f;harp||harpe||f;hammock||hamac||m""",
     "container": """
 suitcase||valise||f;box||boîte||f;bag||sac||m;drawer||tiroir||m;cupboard||placard||m;
 trunk||coffre||m;basket||panier||m;bucket||seau||m;jar||bocal||m;backpack||cartable||m;
@@ -114,7 +116,8 @@ apple||pomme||f;bread|bread|pain||m;cheese||fromage||m;egg||œuf||m;fish|fish|po
 soup||soupe||f;orange||orange||f;banana||banane||f;cake||gâteau||m;pear||poire||f;
 tomato|tomatoes|tomate||f;carrot||carotte||f;salad||salade||f;sandwich||sandwich||m;
 cookie||biscuit||m;chicken||poulet||m;strawberry|strawberries|fraise||f;lemon||citron||m;
-pie||tarte||f;pizza||pizza||f;cherry|cherries|cerise||f;onion||oignon||m""",
+pie||tarte||f;pizza||pizza||f;cherry|cherries|cerise||f;onion||oignon||m;bean||haricot||m;
+lobster||homard||m;herring||hareng||m""",
     "drink": """
 milk|milk|lait||m;water|water|eau||f;coffee|coffee|café||m;tea|tea|thé||m;juice|juice|jus||m;
 wine|wine|vin||m;lemonade|lemonade|limonade||f""",
@@ -124,7 +127,7 @@ queen||reine||f;brother||frère||m;sister||sœur||f;father||père||m;mother||mè
 uncle||oncle||m;aunt||tante||f;baby|babies|bébé||m;child|children|enfant||m;
 grandfather||grand-père|grands-pères|m;grandmother||grand-mère|grands-mères|f;
 prince||prince||m;princess|princesses|princesse||f;neighbour||voisin||m;friend||ami||m;
-tourist||touriste||m;customer||client||m;visitor||visiteur||m""",
+tourist||touriste||m;customer||client||m;visitor||visiteur||m;hero|heroes|héros|héros|m""",
 }
 
 # Professions: english|french m|french f (plural regular).
@@ -322,3 +325,14 @@ NOUNS = _nouns()
 PROFESSIONS = _professions()
 ADJECTIVES = _adjectives()
 VERBS = _verbs()
+
+# Words whose "h" is aspiré: written as if they began with a consonant (la hache, le héros,
+# ce hamster, beau hangar, que huit...). huit and onze join them in corpus.NO_ELISION.
+H_ASPIRE = frozenset(
+    w
+    for n in NOUNS
+    if n.fr
+    in {"hamster", "hérisson", "héron", "hangar", "hall", "hache", "harpe", "hamac"}
+    | {"haricot", "homard", "hareng", "héros"}
+    for w in (n.fr, n.fr_pl)
+)
