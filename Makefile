@@ -51,10 +51,17 @@ protos: install
 # table). ONNX is built from the committed weights, never retrained here; a kind's model is
 # rebuilt when its weights or its library folder change.
 KINDS := $(notdir $(wildcard models/*))
+# The kinds that also export in int8 (ModelKind.precisions; a unit test keeps the two
+# equal), each into <kind>-int8 beside its float32 folder.
+INT8_KINDS := translation
 
-models: $(KINDS:%=$(MODELS_DIR)/%/genserve.json)
+models: $(KINDS:%=$(MODELS_DIR)/%/genserve.json) $(INT8_KINDS:%=$(MODELS_DIR)/%-int8/genserve.json)
 
 .SECONDEXPANSION:
+$(MODELS_DIR)/%-int8/genserve.json: $$(shell find models/$$* genserve/$$* -type f -not -name '*.pyc') \
+		genserve/exporting.py genserve/artifacts.py $(VENV)/.installed
+	$(BIN)/genserve models export $* --precision int8 --out $(MODELS_DIR)/$*-int8
+
 $(MODELS_DIR)/%/genserve.json: $$(shell find models/$$* genserve/$$* -type f -not -name '*.pyc') \
 		genserve/exporting.py genserve/artifacts.py $(VENV)/.installed
 	$(BIN)/genserve models export $* --out $(MODELS_DIR)/$*

@@ -17,12 +17,20 @@ Both are counted by ``on_drop(reason)``, "deadline" or "cancelled": dropped, not
 
 Rows are independent in the models batched here, so a request's result does not
 depend on what it was batched with.
+
+Iteration-level batching (``iterative=True``, for a model that decodes step by step): the
+call is ``run(feed, key)`` and lasts as long as it has rows. Before each of its
+iterations it takes, through ``feed.take``, the queued requests that share its key (while
+they are at the head of the queue: a request with another key waits only for the rows
+already running), and hands each request its results through ``feed.finish`` as soon as
+that request's rows are done, instead of when the whole batch is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
@@ -35,8 +43,9 @@ from genserve.errors import Overloaded, QueueTimeout
 
 log = logging.getLogger("genserve.batching")
 
-# run(rows, key) -> results sliceable by row (a list, or an array with rows first)
-RunFn = Callable[[list[Any], Any], Any]
+# run(rows, key) -> results sliceable by row (a list, or an array with rows first); with
+# iterative=True, run(feed, key) -> None, results handed back through feed.finish.
+RunFn = Callable[[Any, Any], Any]
 
 
 @dataclass
@@ -74,8 +83,12 @@ class MicroBatcher:
         observe: Callable[[BatchStats], None] | None = None,
         on_depth: Callable[[int], None] | None = None,
         on_drop: Callable[[str], None] | None = None,
+        iterative: bool = False,
     ) -> None:
         self._run = run
+        self.iterative = iterative
+        # The queue is shared with an iterative call's worker thread (Feed.take).
+        self._lock = threading.Lock()
         self._on_depth = on_depth or (lambda _rows: None)  # queued rows, as they change
         self._on_drop = on_drop or (lambda _reason: None)  # a request dropped, not run
         self.deadline_s = deadline_s
@@ -101,6 +114,7 @@ class MicroBatcher:
         on_drop: Callable[[str], None] | None = None,
         *,
         deadline_s: float | None = None,
+        iterative: bool = False,
     ) -> MicroBatcher:
         """``deadline_s``: the route's timeout, unless the settings name their own."""
         return cls(
@@ -112,6 +126,7 @@ class MicroBatcher:
             observe=observe,
             on_depth=on_depth,
             on_drop=on_drop,
+            iterative=iterative,
         )
 
     @property
@@ -136,9 +151,10 @@ class MicroBatcher:
             self._wakeup = asyncio.Event()
             self._worker = loop.create_task(self._loop())
         pending = _Pending(items, key, time.perf_counter(), loop.create_future())
-        self._queue.append(pending)
-        self._queued_rows += rows
-        self._on_depth(self._queued_rows)
+        with self._lock:
+            self._queue.append(pending)
+            self._queued_rows += rows
+            self._on_depth(self._queued_rows)
         assert self._wakeup is not None
         self._wakeup.set()
         timer = None
@@ -156,13 +172,14 @@ class MicroBatcher:
 
     def _forget(self, pending: _Pending) -> bool:
         """Take a request out of the queue; False when it has left it already."""
-        if not pending.queued:
-            return False
-        pending.queued = False
-        self._queue.remove(pending)
-        self._queued_rows -= pending.rows
-        self._on_depth(self._queued_rows)
-        return True
+        with self._lock:
+            if not pending.queued:
+                return False
+            pending.queued = False
+            self._queue.remove(pending)
+            self._queued_rows -= pending.rows
+            self._on_depth(self._queued_rows)
+            return True
 
     def _expire(self, pending: _Pending) -> None:
         """Its deadline passed. Still queued: dropped, never run. In the running call: the
@@ -182,21 +199,39 @@ class MicroBatcher:
 
     def _take_batch(self) -> list[_Pending]:
         """The oldest request and, in queue order, compatible ones that still fit."""
-        first = self._queue.popleft()
-        first.queued = False
-        batch, rows, rest = [first], first.rows, deque[_Pending]()
-        while self._queue:
-            p = self._queue.popleft()
-            if p.key == first.key and rows + p.rows <= self.max_batch_size:
+        with self._lock:
+            first = self._queue.popleft()
+            first.queued = False
+            batch, rows, rest = [first], first.rows, deque[_Pending]()
+            while self._queue:
+                p = self._queue.popleft()
+                if p.key == first.key and rows + p.rows <= self.max_batch_size:
+                    p.queued = False
+                    batch.append(p)
+                    rows += p.rows
+                else:
+                    rest.append(p)
+            self._queue = rest
+            self._queued_rows -= rows
+            self._on_depth(self._queued_rows)
+            return batch
+
+    def _take_joiners(self, key: Hashable, room: int) -> list[_Pending]:
+        """Queued requests with ``key`` at the head of the queue that fit in ``room``
+        rows (worker thread: an iterative call between two iterations)."""
+        taken: list[_Pending] = []
+        if not self._queue:  # (a racy read: the next iteration looks again)
+            return taken
+        with self._lock:
+            while self._queue and self._queue[0].key == key and self._queue[0].rows <= room:
+                p = self._queue.popleft()
                 p.queued = False
-                batch.append(p)
-                rows += p.rows
-            else:
-                rest.append(p)
-        self._queue = rest
-        self._queued_rows -= rows
-        self._on_depth(self._queued_rows)
-        return batch
+                taken.append(p)
+                room -= p.rows
+                self._queued_rows -= p.rows
+            if taken:
+                self._on_depth(self._queued_rows)
+        return taken
 
     async def _loop(self) -> None:
         assert self._wakeup is not None
@@ -222,6 +257,9 @@ class MicroBatcher:
             batch = self._take_batch()
             live = [p for p in batch if not p.future.done()]
             if not live:
+                continue
+            if self.iterative:
+                await self._run_iterative(live)
                 continue
             started = time.perf_counter()
             merged = [item for p in live for item in p.items]
@@ -252,7 +290,82 @@ class MicroBatcher:
                     )
                 )
 
+    async def _run_iterative(self, first: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        feed = Feed(self, first, loop)
+        try:
+            await loop.run_in_executor(self._executor, self._run, feed, feed.key)
+        except Exception as exc:  # every request not yet answered gets the error
+            for p in feed.unfinished():
+                if not p.future.done():
+                    p.future.set_exception(exc)
+        finally:
+            self._running = 0
+
     def close(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class Feed:
+    """An iterative call's view of the queue, used from its worker thread: ``take`` the
+    requests that join now (the call's first batch, then queued ones with its key),
+    ``finish`` each one as its rows are done. Tickets name requests."""
+
+    def __init__(
+        self, batcher: MicroBatcher, first: list[_Pending], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._batcher, self._loop = batcher, loop
+        self.key = first[0].key
+        self._first: list[_Pending] | None = first
+        self._open: dict[int, tuple[_Pending, float]] = {}  # ticket -> request, joined at
+        self._company: dict[int, int] = {}  # ticket -> most rows decoded beside it (itself in)
+        self._tickets = 0
+        self.rows = 0  # rows taken and not finished
+
+    @property
+    def max_rows(self) -> int:
+        return self._batcher.max_batch_size
+
+    def take(self, room: int) -> list[tuple[int, Sequence[Any]]]:
+        """Requests to add before the next iteration, at most ``room`` rows (the first
+        call's batch whatever its size), as (ticket, rows)."""
+        if self._first is not None:
+            joining, self._first = self._first, None
+        else:
+            joining = self._batcher._take_joiners(self.key, room) if room > 0 else []
+        now = time.perf_counter()
+        out = []
+        for p in joining:
+            if p.future.done():  # answered meanwhile (its deadline): not run
+                continue
+            self._tickets += 1
+            self.rows += p.rows
+            self._open[self._tickets] = (p, now)
+            out.append((self._tickets, p.items))
+        for ticket in self._open:
+            self._company[ticket] = max(self._company.get(ticket, 0), self.rows)
+        self._batcher._running = self.rows
+        return out
+
+    def finish(self, ticket: int, results: Sequence[Any]) -> None:
+        """The request's results (one per row, in order): it is answered now."""
+        p, joined = self._open.pop(ticket)
+        company = self._company.pop(ticket)
+        self.rows -= p.rows
+        self._batcher._running = self.rows
+        now = time.perf_counter()
+        self._loop.call_soon_threadsafe(self._answer, p, results)
+        if self._batcher._observe is not None:  # one observation per request: the most
+            # rows it was decoded beside (itself in), its wait, its time in the call
+            stats = BatchStats(company, 1, (joined - p.enqueued,), now - joined)
+            self._loop.call_soon_threadsafe(self._batcher._observe, stats)
+
+    @staticmethod
+    def _answer(p: _Pending, results: Sequence[Any]) -> None:
+        if not p.future.done():
+            p.future.set_result(results)
+
+    def unfinished(self) -> list[_Pending]:
+        return [p for p, _ in self._open.values()] + list(self._first or [])

@@ -12,7 +12,8 @@ from typing import Any
 
 from genserve import kinds
 from genserve.config import PROJECT_ROOT, Settings
-from genserve.errors import GenserveError
+from genserve.errors import ConfigError, GenserveError
+from genserve.exporting import PRECISIONS
 from genserve.kinds import ModelKind
 
 
@@ -23,8 +24,15 @@ def _train(kind: ModelKind, out: Path, steps: int | None) -> dict[str, Any]:
     return result
 
 
-def _export(kind: ModelKind, weights: Path, out: Path) -> dict[str, Any]:
-    result: dict[str, Any] = kinds.entry(kind.export, "export", kind)(weights, out)
+def _export(kind: ModelKind, weights: Path, out: Path, precision: str = "fp32") -> dict[str, Any]:
+    if precision not in kind.precisions:
+        raise ConfigError(
+            f"{kind.name} exports in {', '.join(kind.precisions)}; not {precision}",
+            field="precision",
+        )
+    export = kinds.entry(kind.export, "export", kind)
+    extra = {} if precision == "fp32" else {"precision": precision}
+    result: dict[str, Any] = export(weights, out, **extra)
     return result
 
 
@@ -34,8 +42,10 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(_train(kinds.get(args.kind), out, args.steps), indent=2))
     elif args.action == "export":
         weights = Path(args.folder or PROJECT_ROOT / "models" / args.kind)
-        out = Path(args.out or settings.models.dir / args.kind)
-        print(json.dumps(_export(kinds.get(args.kind), weights, out), indent=2))
+        name = args.kind if args.precision == "fp32" else f"{args.kind}-{args.precision}"
+        out = Path(args.out or settings.models.dir / name)
+        kind = kinds.get(args.kind)
+        print(json.dumps(_export(kind, weights, out, args.precision), indent=2))
     elif args.action == "pull":
         from genserve.hub import pull
 
@@ -101,7 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     p = msub.add_parser("export", help="build the ONNX model folder from a weights folder")
     p.add_argument("kind", choices=names)
     p.add_argument("folder", nargs="?", help="weights folder (default models/<kind>)")
-    p.add_argument("--out", help="output folder (default $GENSERVE_MODELS_DIR/<kind>)")
+    p.add_argument(
+        "--out", help="output folder (default $GENSERVE_MODELS_DIR/<kind>[-<precision>])"
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="int8: ONNX Runtime dynamic quantization of the checked float32 graphs (kinds "
+        "that offer it); serve it with GENSERVE_<KIND>_MODEL=<kind>-int8",
+    )
     p = msub.add_parser("pull", help="download a hub checkpoint (network), then export it")
     p.add_argument("kind", choices=pullable)
     p.add_argument("hub_id", help="e.g. Helsinki-NLP/opus-mt-en-fr or stabilityai/sd-turbo")

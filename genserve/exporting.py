@@ -70,3 +70,30 @@ class ParityCheck:
                 f"more than the tolerance {self.tolerance:g}; {on_failure}"
             )
         return diff
+
+
+PRECISIONS = ("fp32", "int8")
+
+
+def quantize_int8(graph: Path) -> dict[str, object]:
+    """Rewrite ``graph`` in place with int8 weights: ONNX Runtime's dynamic quantization,
+    per output channel, signed 8-bit weights and activations quantized per call (its
+    MatMulInteger kernels use VNNI where the CPU has it). Returns what a manifest records."""
+    import logging
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()  # the quantizer logs a line per tensor on the root logger
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with tempfile.TemporaryDirectory(dir=graph.parent) as tmp:
+            out = Path(tmp) / graph.name
+            quantize_dynamic(
+                graph, out, per_channel=True, weight_type=QuantType.QInt8, reduce_range=False
+            )
+            out.replace(graph)
+    finally:
+        root.setLevel(level)
+    return {"method": "onnxruntime dynamic", "weights": "int8 per channel", "ops": ["MatMul"]}

@@ -126,6 +126,9 @@ class ModelKind:
     pull: PullSpec | None = None
     example: Example | None = None
     cpu_weight: float = 1.0  # its share of the machine's CPUs under genserve serve
+    # What `genserve models export --precision` may build: another precision is another
+    # model folder (<kind>-<precision>), served by the same code, chosen with <KIND>_MODEL.
+    precisions: tuple[str, ...] = ("fp32",)
 
     @property
     def scope(self) -> str:

@@ -36,7 +36,8 @@ STAGE_SECONDS = Histogram(
 )
 BATCH_SIZE = Histogram(
     "genserve_batch_size",
-    "Rows (images, sequences) per model call",
+    "Rows (images, sequences) per model call; a model batching by decoder step: per "
+    "request, the most rows it was decoded beside",
     ["model"],
     buckets=_BATCH_BUCKETS,
 )

@@ -127,13 +127,15 @@ class ModelService(Generic[M]):
             log.exception("%s: cannot load model %r", self.kind.name, self.model)
             return
         record_model(self.model, time.perf_counter() - started, served.provider)
+        iterative = self.run_iterative if self.iterative else None
         self._batcher = MicroBatcher.from_settings(
-            self.run_batch,
+            iterative or self.run_batch,
             self.settings,
             batch_observer(self.model),
             queue_gauge(self.model, self.settings.max_queue),
             drop_counter(self.model),
             deadline_s=self.kind.timeout_s,
+            iterative=iterative is not None,
         )
         self._served = served
         self.loaded(served)
@@ -173,6 +175,13 @@ class ModelService(Generic[M]):
     def run_batch(self, rows: list[Any], key: Hashable) -> Sequence[Any]:
         """One batch of rows that share ``key``, in the batcher's worker thread."""
         return self.working_model.run_batch(rows, key)
+
+    # A service whose model decodes step by step sets this (from its settings) and
+    # defines run_iterative(feed, key): the batcher then batches at iteration level.
+    iterative = False
+
+    def run_iterative(self, feed: Any, key: Hashable) -> None:
+        raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
         """GET /v1/model: the served model's manifest summary and provider."""

@@ -4,13 +4,17 @@ POST /v1/translate  1..64 texts per request; greedy or beam search; optional cro
                     (heads averaged; every head on request); the words the model never saw
 GET  /v1/model      the loaded model: manifest summary, decoding defaults, provider
 
-Texts of concurrent requests with the same decoding options are batched together.
+Texts of concurrent requests with the same decoding options are batched together, at the
+level of decoder steps (GENSERVE_TRANSLATION_ITERATION_BATCHING, on by default): a
+request that arrives while others decode joins them at the next step, and each request
+is answered as soon as its own texts are done.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Hashable
+from typing import Any, cast
 
 import bentoml
 
@@ -21,6 +25,7 @@ from genserve.translation.api import (
     TranslateRequest,
     TranslateResponse,
     TranslationOut,
+    TranslationSettings,
 )
 from genserve.translation.translator import Options, Translator
 from services.base import ModelService, service_config
@@ -43,6 +48,15 @@ app = create_app(
 class TranslationService(ModelService[Translator]):
     kind_name = "translation"
     limits = limits
+
+    @property
+    def iterative(self) -> bool:  # type: ignore[override]
+        return cast(TranslationSettings, self.settings).iteration_batching
+
+    def run_iterative(self, feed: Any, key: Hashable) -> None:
+        """Iteration-level batching: requests join the running search between decoder
+        steps and leave it as they finish (Translator.run_iterative)."""
+        self.working_model.run_iterative(feed, cast(Options, key))
 
     @app.post("/translate", response_model=TranslateResponse, response_model_exclude_none=True)
     async def translate(self, req: TranslateRequest) -> TranslateResponse:

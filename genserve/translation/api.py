@@ -28,6 +28,11 @@ class TranslationSettings(KindSettings):
     model: str = Field("translation", description="model folder name under GENSERVE_MODELS_DIR")
     max_batch_size: int = Field(32, ge=1, le=1024, description="texts per ONNX Runtime batch")
     max_queue: int = Field(512, ge=1, le=1_000_000, description="queued texts before 503")
+    iteration_batching: bool = Field(
+        True,
+        description="requests join a running batch at the next decoder step and leave it "
+        "as they finish; false: a batch runs to its end before the next one starts",
+    )
 
 
 # -- REST -------------------------------------------------------------------------------
@@ -134,6 +139,7 @@ KIND = ModelKind(
     oip=OIP,
     timeout_s=60.0,
     cpu_weight=2.0,
+    precisions=("fp32", "int8"),
     export="genserve.translation.export:export",
     train="genserve.translation.train:train",
     bench="genserve.translation.bench:main",

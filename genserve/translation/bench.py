@@ -1,15 +1,18 @@
 """``genserve bench translation``: genserve's ONNX Runtime path against transformers and
 CTranslate2 on one random-weight MarianMT of opus-mt-en-de dimensions.
 
-All three decode greedily and are forced to the same output length (end-of-sequence
-is suppressed), with the same thread count, one after another in one process, on the
-same random source ids. Tokens per second = batch * output length / seconds.
+genserve in float32 and in int8 (``exporting.quantize_int8``, what ``models export
+--precision int8`` does), transformers in float32, CTranslate2 in int8 and float32: each
+decodes greedily and with 4 beams, forced to the same output length (end-of-sequence is
+suppressed), with the same thread count, one after another in one process, on the same
+random source ids. Tokens per second = batch * output length / seconds.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +52,29 @@ def _build_random_marian(folder: Path) -> Any:
     return model
 
 
-def bench(threads: int, seconds: float, batches: tuple[int, ...] = (1, 32)) -> list[dict[str, Any]]:
+ENGINES = (
+    "genserve int8",
+    "genserve fp32",
+    "transformers fp32",
+    "ctranslate2 int8",
+    "ctranslate2 fp32",
+)
+
+
+def bench(
+    threads: int,
+    seconds: float,
+    batches: tuple[int, ...] = (1, 32),
+    beams: tuple[int, ...] = (1, 4),
+) -> list[dict[str, Any]]:
+    import shutil
+
     import ctranslate2
     import torch
     from tqdm import tqdm
 
     from genserve.config import RuntimeSettings
+    from genserve.exporting import quantize_int8
     from genserve.runtime import OnnxSession
     from genserve.translation.export import export_graphs, generation_defaults
     from genserve.translation.files import DECODER_FILE, ENCODER_FILE
@@ -67,71 +87,88 @@ def bench(threads: int, seconds: float, batches: tuple[int, ...] = (1, 32)) -> l
         hf_dir, onnx_dir, ct2_dir = Path(tmp) / "hf", Path(tmp) / "onnx", Path(tmp) / "ct2"
         model = _build_random_marian(hf_dir)
         export_graphs(model, onnx_dir, tolerance=1e-3)
+        int8_dir = Path(tmp) / "onnx-int8"
+        shutil.copytree(onnx_dir, int8_dir)
+        for name in (ENCODER_FILE, DECODER_FILE):
+            quantize_int8(int8_dir / name)
         settings = RuntimeSettings(intra_op_threads=threads)
         config = generation_defaults(hf_dir, model.config)
-        ours = Seq2Seq(
-            OnnxSession(onnx_dir / ENCODER_FILE, settings),
-            OnnxSession(onnx_dir / DECODER_FILE, settings),
-            config,
-        )
+        ours = {
+            precision: Seq2Seq(
+                OnnxSession(folder / ENCODER_FILE, settings),
+                OnnxSession(folder / DECODER_FILE, settings),
+                config,
+            )
+            for precision, folder in (("fp32", onnx_dir), ("int8", int8_dir))
+        }
         ctranslate2.converters.TransformersConverter(str(hf_dir)).convert(str(ct2_dir))
-        ct2 = ctranslate2.Translator(
-            str(ct2_dir), device="cpu", inter_threads=1, intra_threads=threads
-        )
+        ct2 = {
+            compute: ctranslate2.Translator(
+                str(ct2_dir),
+                device="cpu",
+                compute_type=compute,
+                inter_threads=1,
+                intra_threads=threads,
+            )
+            for compute in ("int8", "float32")
+        }
         vocab = json.loads((hf_dir / "vocab.json").read_text())
         pieces = {i: p for p, i in vocab.items()}
         eos = config["eos_token_id"]
-        fixed = SearchConfig(
-            eos_id=eos,
-            start_id=config["decoder_start_token_id"],
-            banned_ids=(eos, config["pad_token_id"]),
-            forced_eos=False,
-            num_beams=1,
-            max_new_tokens=OUTPUT_LEN,
-        )
         rng = np.random.default_rng(0)
-        for batch in tqdm(batches, desc="bench translation", unit="batch size"):
+        cases = [(b, k) for k in beams for b in batches]
+        for batch, k in tqdm(cases, desc="bench translation", unit="case"):
             src = rng.integers(2, OPUS_MT_EN_DE["vocab_size"] - 1, size=(batch, SOURCE_LEN))
             src[:, -1] = eos
             id_rows = src.tolist()
             tokens = [[pieces[i] for i in r] for r in id_rows]
             total = batch * OUTPUT_LEN
+            fixed = SearchConfig(
+                eos_id=eos,
+                start_id=config["decoder_start_token_id"],
+                banned_ids=(eos, config["pad_token_id"]),
+                forced_eos=False,
+                num_beams=k,
+                max_new_tokens=OUTPUT_LEN,
+            )
 
-            def run_ours(id_rows: list[list[int]] = id_rows) -> list[Hypothesis]:
-                return ours.generate(id_rows, Options(), fixed)
+            def run_ours(
+                seq: Seq2Seq, id_rows: list[list[int]] = id_rows, fixed: SearchConfig = fixed
+            ) -> list[Hypothesis]:
+                return seq.generate(id_rows, Options(), fixed)
 
-            def run_hf(src: np.ndarray = src) -> object:
+            def run_hf(src: np.ndarray = src, k: int = k) -> object:
                 with torch.inference_mode():
                     return model.generate(
                         input_ids=torch.from_numpy(src),
                         attention_mask=torch.ones_like(torch.from_numpy(src)),
-                        num_beams=1,
+                        num_beams=k,
                         do_sample=False,
                         min_new_tokens=OUTPUT_LEN,
                         max_new_tokens=OUTPUT_LEN,
                     )
 
-            def run_ct2(tokens: list[list[str]] = tokens) -> object:
-                return ct2.translate_batch(
+            def run_ct2(translator: Any, tokens: list[list[str]] = tokens, k: int = k) -> object:
+                return translator.translate_batch(
                     tokens,
-                    beam_size=1,
+                    beam_size=k,
                     min_decoding_length=OUTPUT_LEN,
                     max_decoding_length=OUTPUT_LEN,
                 )
 
-            lengths = {len(h.tokens) for h in run_ours()}
-            assert lengths == {OUTPUT_LEN}, f"genserve produced lengths {lengths}"
-            r_ours = throughput(run_ours, total, seconds)
-            r_hf = throughput(run_hf, total, seconds)
-            r_ct2 = throughput(run_ct2, total, seconds)
-            rows.append(
-                {
-                    "batch": batch,
-                    "genserve_onnxruntime": r_ours,
-                    "transformers": r_hf,
-                    "ctranslate2": r_ct2,
-                }
-            )
+            for precision, seq in ours.items():
+                lengths = {len(h.tokens) for h in run_ours(seq)}
+                assert lengths == {OUTPUT_LEN}, f"genserve {precision}: lengths {lengths}"
+            runs: dict[str, Callable[[], object]] = {
+                "genserve int8": lambda: run_ours(ours["int8"]),
+                "genserve fp32": lambda: run_ours(ours["fp32"]),
+                "transformers fp32": run_hf,
+                "ctranslate2 int8": lambda: run_ct2(ct2["int8"]),
+                "ctranslate2 fp32": lambda: run_ct2(ct2["float32"]),
+            }
+            row: dict[str, Any] = {"batch": batch, "beams": k}
+            row.update({name: throughput(runs[name], total, seconds) for name in ENGINES})
+            rows.append(row)
     return rows
 
 
@@ -141,17 +178,20 @@ def main(threads: int, seconds: float, startup: bool = True) -> int:
     print(
         f"\nMarianMT, random weights, opus-mt-en-de dimensions (d_model {d['d_model']}, "
         f"{d['layers']}+{d['layers']} layers, {d['heads']} heads, FFN {d['ffn']}, vocabulary "
-        f"{d['vocab_size']}), float32, greedy, {SOURCE_LEN} source -> {OUTPUT_LEN} output "
-        f"tokens, {threads} threads. Output tokens per second (higher is better)."
+        f"{d['vocab_size']}), {SOURCE_LEN} source -> {OUTPUT_LEN} output tokens, "
+        f"{threads} threads. Output tokens per second (higher is better); ratios are "
+        "genserve int8 over each other system."
     )
     print(
-        f"{'batch':>5}  {'genserve':>9}  {'transformers':>12}  {'ctranslate2':>11}  "
-        f"{'vs transformers':>15}  {'vs ctranslate2':>14}"
+        "| beams | batch | "
+        + " | ".join(ENGINES)
+        + " | int8 vs "
+        + " | int8 vs ".join(ENGINES[1:])
+        + " |"
     )
+    print("|---:" * (2 + 2 * len(ENGINES) - 1) + "|")
     for r in rows:
-        print(
-            f"{r['batch']:>5}  {r['genserve_onnxruntime']:>9.1f}  {r['transformers']:>12.1f}  "
-            f"{r['ctranslate2']:>11.1f}  {r['genserve_onnxruntime'] / r['transformers']:>14.2f}x  "
-            f"{r['genserve_onnxruntime'] / r['ctranslate2']:>13.2f}x"
-        )
+        rates = " | ".join(f"{r[name]:.1f}" for name in ENGINES)
+        ratios = " | ".join(f"{r['genserve int8'] / r[name]:.2f}x" for name in ENGINES[1:])
+        print(f"| {r['beams']} | {r['batch']} | {rates} | {ratios} |")
     return 0

@@ -10,9 +10,13 @@ interface is ours and stable across transformers versions:
 ``decoder.onnx``
     one step with a self-attention KV cache: input_ids (B, 1), encoder_attention_mask
     (B, S), past_keys, past_values (L, B, H, T, Dh; T = 0 on the first step),
-    cross_keys, cross_values -> logits (B, V), present_keys, present_values
-    (L, B, H, T+1, Dh) and cross_attentions (L, B, H, S): the weights this step's query
-    put on each source token, per layer and head.
+    cross_keys, cross_values, positions (B,: how many tokens each row has had; its past
+    is the cache's first ``positions`` columns, the rest padding, so rows that joined a
+    running batch late (search.py) sit beside the others; T for every row when they
+    started together) -> logits (B, V), present_keys, present_values (L, B, H, T+1, Dh;
+    row i's new key and value at column positions[i]) and
+    cross_attentions (L, B, H, S): the weights this step's query put on each source
+    token, per layer and head.
 
 Beside them: the tokenizer files, ``translation.json`` (decoding defaults) and, for a
 demo model trained on genserve's generated corpus, ``source_words.json`` (the source
@@ -33,7 +37,7 @@ import numpy as np
 from genserve.artifacts import TensorSpec, load_manifest, write_manifest
 from genserve.config import RuntimeSettings
 from genserve.errors import ModelIntegrityError
-from genserve.exporting import ParityCheck, display_path
+from genserve.exporting import ParityCheck, display_path, quantize_int8
 from genserve.runtime import OnnxSession
 from genserve.translation import words
 from genserve.translation.corpus import generate
@@ -135,7 +139,8 @@ def export_graphs(model: Any, out_dir: Path, *, tolerance: float = 1e-4) -> dict
         )
         ck, cv = enc(ids, mask)
         pk = torch.zeros(layers, 2, heads, 3, head_dim)
-        step_args = (torch.tensor([[5], [6]]), mask, pk, pk.clone(), ck, cv)
+        positions = torch.tensor([3, 1])
+        step_args = (torch.tensor([[5], [6]]), mask, pk, pk.clone(), ck, cv, positions)
         torch.onnx.export(
             dec,
             step_args,
@@ -147,6 +152,7 @@ def export_graphs(model: Any, out_dir: Path, *, tolerance: float = 1e-4) -> dict
                 "past_values",
                 "cross_keys",
                 "cross_values",
+                "positions",
             ],
             output_names=["logits", "present_keys", "present_values", "cross_attentions"],
             dynamic_shapes={
@@ -156,6 +162,7 @@ def export_graphs(model: Any, out_dir: Path, *, tolerance: float = 1e-4) -> dict
                 "past_values": {1: batch, 3: past},
                 "cross_keys": {1: batch, 3: src},
                 "cross_values": {1: batch, 3: src},
+                "positions": {0: batch},
             },
             opset_version=OPSET,
             dynamo=True,
@@ -173,8 +180,14 @@ def export_graphs(model: Any, out_dir: Path, *, tolerance: float = 1e-4) -> dict
     return {"encoder": enc_s, "decoder": dec_s, "parity_max_abs": worst}
 
 
-def export(folder: Path, out_dir: Path, *, tolerance: float = 1e-4) -> dict[str, Any]:
-    """Export a Marian folder, check it against PyTorch, write a verified model folder."""
+def export(
+    folder: Path, out_dir: Path, *, tolerance: float = 1e-4, precision: str = "fp32"
+) -> dict[str, Any]:
+    """Export a Marian folder, check it against PyTorch, write a verified model folder.
+
+    ``precision="int8"``: the checked float32 graphs are then quantized
+    (``exporting.quantize_int8``); the same code serves them. Its quality against float32
+    is measured by the tests (tests/integration/test_translation_int8.py), not here."""
     import torch
 
     verified = (folder / "genserve.json").is_file()
@@ -182,6 +195,10 @@ def export(folder: Path, out_dir: Path, *, tolerance: float = 1e-4) -> dict[str,
     model = load_marian(folder)
     graphs = export_graphs(model, out_dir, tolerance=tolerance)
     enc_s, dec_s, worst = graphs["encoder"], graphs["decoder"], graphs["parity_max_abs"]
+    quantization = None
+    if precision == "int8":
+        for name in (ENCODER_FILE, DECODER_FILE):
+            quantization = quantize_int8(out_dir / name)
     cfg = model.config
     for name in TOKENIZER_FILES:
         shutil.copy(folder / name, out_dir / name)
@@ -208,7 +225,7 @@ def export(folder: Path, out_dir: Path, *, tolerance: float = 1e-4) -> dict[str,
             _prefixed(s, "encoder" if i < len(enc_s.outputs) else "decoder")
             for i, s in enumerate(specs_out)
         ),
-        config={"source_lang": "en", "target_lang": "fr", **defaults},
+        config={"source_lang": "en", "target_lang": "fr", "precision": precision, **defaults},
         source={
             "format": "huggingface-marian",
             "folder": display_path(folder),
@@ -217,11 +234,12 @@ def export(folder: Path, out_dir: Path, *, tolerance: float = 1e-4) -> dict[str,
             else None,
             "opset": OPSET,
             "torch": torch.__version__,
-            "parity_max_abs": worst,
+            "parity_max_abs": worst,  # of the float32 graphs, before any quantization
+            **({"quantization": quantization} if quantization else {}),
         },
         recipe=source_manifest.recipe if source_manifest else {},
     )
-    return {"parity_max_abs": worst, "folder": str(out_dir)}
+    return {"parity_max_abs": worst, "precision": precision, "folder": str(out_dir)}
 
 
 def _prefixed(spec: TensorSpec, graph: str) -> TensorSpec:
@@ -268,21 +286,51 @@ def _parity(
     pk = np.zeros((layers, 3, heads, 0, head_dim), np.float32)
     pv = pk.copy()
     tokens = np.zeros((3, 1), np.int64)
-    steps = []
-    for _ in range(4):
-        out = dec_s.run(
+    steps, fed = [], []
+
+    def step(
+        tokens: np.ndarray,
+        pk: np.ndarray,
+        pv: np.ndarray,
+        rows: slice,
+        positions: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        return dec_s.run(
             {
                 "input_ids": tokens,
-                "encoder_attention_mask": mask,
+                "encoder_attention_mask": mask[rows],
                 "past_keys": pk,
                 "past_values": pv,
-                "cross_keys": ck,
-                "cross_values": cv,
+                "cross_keys": ck[:, rows],
+                "cross_values": cv[:, rows],
+                "positions": positions,
             }
         )
+
+    for t in range(4):
+        out = step(tokens, pk, pv, slice(None), np.full(3, t))
+        fed.append(tokens)
         steps.append(out["logits"])
         pk, pv = out["present_keys"], out["present_values"]
         tokens = out["logits"].argmax(-1)[:, None]
+    # A row beside longer ones (as after joining a running batch late, search.py): row
+    # 2's first two steps again, its past followed by two padding columns, must give the
+    # same logits.
+    late = slice(2, 3)
+    lk = np.zeros((layers, 1, heads, 0, head_dim), np.float32)
+    lv = lk.copy()
+    for t in range(2):
+        padding = np.zeros((layers, 1, heads, 2, head_dim), np.float32)
+        out = step(
+            fed[t][late],
+            np.concatenate([lk, padding], axis=3),
+            np.concatenate([lv, padding], axis=3),
+            late,
+            np.array([t]),
+        )
+        parity.compare(f"decoder logits of a padded row at step {t}", out["logits"], steps[t][late])
+        lk = out["present_keys"][:, :, :, : t + 1]
+        lv = out["present_values"][:, :, :, : t + 1]
     # transformers, teacher-forced on the same tokens
     decoder_input = np.concatenate(
         [np.zeros((3, 1), np.int64)] + [s.argmax(-1)[:, None] for s in steps[:-1]], axis=1

@@ -108,20 +108,28 @@ class MarianDecoderStepExport(nn.Module):
         past_values: torch.Tensor,
         cross_keys: torch.Tensor,
         cross_values: torch.Tensor,
+        positions: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         dec = self.decoder
-        position = past_keys.shape[3]
         h = dec.embed_tokens(input_ids) * dec.embed_scale
-        h = h + dec.embed_positions.weight[position : position + 1][None]
+        h = h + dec.embed_positions.weight[positions][:, None]  # each row its own position
         cross_mask = additive_mask(encoder_attention_mask)
+        # Row i's past is columns [0, positions[i]) of the cache (right-padded when rows
+        # started at different steps); its new key and value go to column positions[i],
+        # so a row's columns are where they would be alone, and it attends to them only.
+        columns = torch.arange(past_keys.shape[3] + 1)[None]
+        here = (columns == positions[:, None])[:, None, :, None]  # (B, 1, T+1, 1)
+        self_mask = additive_mask((columns <= positions[:, None]).long())
         new_keys, new_values, attentions = [], [], []
         for i, layer in enumerate(dec.layers):
             a = layer.self_attn
-            k = torch.cat([past_keys[i], self.heads.split(a.k_proj(h))], dim=2)
-            v = torch.cat([past_values[i], self.heads.split(a.v_proj(h))], dim=2)
+            k_new = self.heads.split(a.k_proj(h))  # (B, H, 1, Dh)
+            v_new = self.heads.split(a.v_proj(h))
+            k = torch.where(here, k_new, torch.cat([past_keys[i], torch.zeros_like(k_new)], 2))
+            v = torch.where(here, v_new, torch.cat([past_values[i], torch.zeros_like(v_new)], 2))
             new_keys.append(k)
             new_values.append(v)
-            out, _ = attend(self.heads.split(a.q_proj(h)), k, v, None, a.scaling)
+            out, _ = attend(self.heads.split(a.q_proj(h)), k, v, self_mask, a.scaling)
             h = layer.self_attn_layer_norm(h + a.out_proj(self.heads.merge(out)))
             c = layer.encoder_attn
             out, weights = attend(

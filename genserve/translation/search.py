@@ -11,7 +11,7 @@ finished are dropped from the decoder batch at once, so their cost stops too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,35 +40,102 @@ class Hypothesis:
 
 @dataclass
 class DecoderState:
-    """Everything the decoder step needs besides the new tokens; rows along axis 1 / 0."""
+    """Everything the decoder step needs besides the new tokens; rows along axis 1 / 0.
+
+    Rows may have started at different steps (iteration-level batching: a row joins a
+    running search between two steps). ``positions`` says how many tokens each row has
+    had: its past is the first ``positions`` columns of the cache, the rest is padding
+    it never attends to, so each row's columns are where they would be alone."""
 
     cross_keys: np.ndarray  # (L, N, H, S, Dh)
     cross_values: np.ndarray
     mask: np.ndarray  # (N, S) int64
     past_keys: np.ndarray  # (L, N, H, T, Dh)
     past_values: np.ndarray
+    positions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (N,)
+
+    def __post_init__(self) -> None:
+        if len(self.positions) != self.rows:  # every row started together: all at T
+            self.positions = np.full(self.rows, self.past_keys.shape[3], np.int64)
+
+    @property
+    def rows(self) -> int:
+        return int(self.mask.shape[0])
 
     def take(self, rows: np.ndarray) -> DecoderState:
+        """These rows only, without the padding columns none of them needs (of rows that
+        left: past columns beyond the longest past kept, source columns nobody reads)."""
+        positions, src = self.positions[rows], self.mask[rows]
+        t = int(positions.max(initial=0))
+        s = int(np.flatnonzero(src.any(axis=0)).max(initial=-1)) + 1
         return DecoderState(
-            self.cross_keys[:, rows],
-            self.cross_values[:, rows],
-            self.mask[rows],
-            self.past_keys[:, rows],
-            self.past_values[:, rows],
+            self.cross_keys[:, rows, :, :s],
+            self.cross_values[:, rows, :, :s],
+            src[:, :s],
+            self.past_keys[:, rows, :, :t],
+            self.past_values[:, rows, :, :t],
+            positions,
         )
+
+    def extend(self, other: DecoderState) -> DecoderState:
+        """These rows, then ``other``'s: sources and pasts padded on the right to the
+        longer one (masked by ``mask`` and ``positions``)."""
+        s = max(self.mask.shape[1], other.mask.shape[1])
+        t = max(self.past_keys.shape[3], other.past_keys.shape[3])
+
+        def join(a: np.ndarray, b: np.ndarray, axis: int, width: int) -> np.ndarray:
+            def pad(x: np.ndarray) -> np.ndarray:
+                widths = [(0, 0)] * x.ndim
+                widths[axis] = (0, width - x.shape[axis])
+                return np.pad(x, widths) if x.shape[axis] < width else x
+
+            return np.concatenate([pad(a), pad(b)], axis=1 if a.ndim == 5 else 0)
+
+        return DecoderState(
+            join(self.cross_keys, other.cross_keys, 3, s),
+            join(self.cross_values, other.cross_values, 3, s),
+            join(self.mask, other.mask, 1, s),
+            join(self.past_keys, other.past_keys, 3, t),
+            join(self.past_values, other.past_values, 3, t),
+            np.concatenate([self.positions, other.positions]),
+        )
+
+    def advance(self, present_keys: np.ndarray, present_values: np.ndarray) -> None:
+        """After a step: the caches it returned (each row's new column at its position),
+        without columns beyond the longest past; one more token for every row."""
+        self.positions = self.positions + 1
+        t = int(self.positions.max(initial=0))
+        self.past_keys = present_keys[:, :, :, :t]
+        self.past_values = present_values[:, :, :, :t]
+
+
+@dataclass
+class Joiners:
+    """Rows that join a running search between two steps: their encoded state (no past
+    yet) and an id per row, under which ``DoneFn`` hands back each one's hypothesis."""
+
+    state: DecoderState
+    ids: list[Hashable]
+
+
+JoinFn = Callable[[], Joiners | None]  # asked before every step; None: nobody new
+DoneFn = Callable[[Hashable, Hypothesis], None]  # a row finished (it has left the batch)
 
 
 # (tokens (N, 1), state) -> (logits (N, V) float32, present_keys, present_values)
 StepFn = Callable[[np.ndarray, DecoderState], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-def _process(logits: np.ndarray, cfg: SearchConfig, step: int) -> np.ndarray:
-    """Banned ids to -inf; at the last allowed step only the eos token remains."""
+def _process(logits: np.ndarray, cfg: SearchConfig, steps: np.ndarray) -> np.ndarray:
+    """Banned ids to -inf; a row at its last allowed step (``steps``: each row's count of
+    tokens so far) may only end."""
     if cfg.banned_ids:
         logits[:, list(cfg.banned_ids)] = -np.inf
-    if cfg.forced_eos and step == cfg.max_new_tokens - 1:
-        logits[:] = -np.inf
-        logits[:, cfg.eos_id] = 0.0
+    if cfg.forced_eos:
+        last = steps == cfg.max_new_tokens - 1
+        if last.any():
+            logits[last] = -np.inf
+            logits[last, cfg.eos_id] = 0.0
     return logits
 
 
@@ -78,76 +145,155 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def greedy(step: StepFn, state: DecoderState, cfg: SearchConfig) -> list[Hypothesis]:
-    """Greedy search for every row of ``state``; finished rows leave the batch."""
-    n = state.mask.shape[0]
-    hyps = [Hypothesis([], 0.0) for _ in range(n)]
-    active = np.arange(n)
-    tokens = np.full((n, 1), cfg.start_id, np.int64)
-    for t in range(cfg.max_new_tokens):
-        logits, state.past_keys, state.past_values = step(tokens, state)
-        scores = log_softmax(logits)
-        logits = _process(logits, cfg, t)
-        nxt = logits.argmax(axis=-1)
-        for row, tok in zip(active, nxt, strict=True):
-            hyps[row].tokens.append(int(tok))
-        chosen = scores[np.arange(len(nxt)), nxt]
-        for row, s in zip(active, chosen, strict=True):
-            hyps[row].score += float(s)
-        keep = nxt != cfg.eos_id
-        if not keep.all():
-            active, state = active[keep], state.take(np.flatnonzero(keep))
-        if len(active) == 0:
+def greedy(
+    step: StepFn,
+    state: DecoderState,
+    cfg: SearchConfig,
+    join: JoinFn | None = None,
+    done: DoneFn | None = None,
+) -> list[Hypothesis]:
+    """Greedy search for every row of ``state``; finished rows leave the batch at once.
+
+    ``join``, asked before every step, may add rows (iteration-level batching); their
+    hypotheses go to ``done`` as each finishes. The returned list holds ``state``'s own
+    rows, in order. A row's tokens do not depend on the rows beside it."""
+    hyps: dict[Hashable, Hypothesis] = {}
+    ids: list[Hashable] = list(range(state.rows))
+    own = list(ids)
+    for i in ids:
+        hyps[i] = Hypothesis([], 0.0)
+    steps = np.zeros(state.rows, np.int64)
+    tokens = np.full((state.rows, 1), cfg.start_id, np.int64)
+    results: dict[Hashable, Hypothesis] = {}
+    while True:
+        joiners = join() if join is not None else None
+        if joiners is not None and joiners.state.rows:
+            state = state.extend(joiners.state) if state.rows else joiners.state
+            ids += joiners.ids
+            hyps.update((i, Hypothesis([], 0.0)) for i in joiners.ids)
+            steps = np.concatenate([steps, np.zeros(len(joiners.ids), np.int64)])
+            start = np.full((len(joiners.ids), 1), cfg.start_id, np.int64)
+            tokens = np.concatenate([tokens, start])
+        if not ids:
             break
+        logits, present_keys, present_values = step(tokens, state)
+        state.advance(present_keys, present_values)
+        scores = log_softmax(logits)
+        logits = _process(logits, cfg, steps)
+        nxt = logits.argmax(axis=-1)
+        chosen = scores[np.arange(len(nxt)), nxt]
+        for row, tok, sc in zip(ids, nxt, chosen, strict=True):
+            hyps[row].tokens.append(int(tok))
+            hyps[row].score += float(sc)
+        steps += 1
+        keep = (nxt != cfg.eos_id) & (steps < cfg.max_new_tokens)
+        for i in np.flatnonzero(~keep):
+            results[ids[i]] = hyps.pop(ids[i])
+            if done is not None:
+                done(ids[i], results[ids[i]])
+        if not keep.all():
+            kept = np.flatnonzero(keep)
+            ids, steps = [ids[i] for i in kept], steps[kept]
+            state = state.take(kept)
         tokens = nxt[keep][:, None]
-    return hyps
+    return [results[i] for i in own]
 
 
 @dataclass
 class _Beams:
     """Beam search state of the batch items still searching (arrays over items first)."""
 
-    items: np.ndarray  # original batch index of each item
+    items: list[Hashable]  # the id of each item
     running: list[list[list[int]]]  # item -> beam -> tokens
     running_scores: np.ndarray  # (B, k)
-    finished: list[list[list[int]]] = field(default_factory=list)
-    finished_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    finished_flags: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    finished: list[list[list[int]]]
+    finished_scores: np.ndarray  # (B, k)
+    finished_flags: np.ndarray  # (B, k)
+    steps: np.ndarray  # (B,): tokens each item has generated so far
+
+    @classmethod
+    def start(cls, ids: list[Hashable], k: int) -> _Beams:
+        b = len(ids)
+        running_scores = np.zeros((b, k), np.float32)
+        running_scores[:, 1:] = NEG
+        return cls(
+            items=list(ids),
+            running=[[[] for _ in range(k)] for _ in range(b)],
+            running_scores=running_scores,
+            finished=[[[] for _ in range(k)] for _ in range(b)],
+            finished_scores=np.full((b, k), NEG, np.float32),
+            finished_flags=np.zeros((b, k), bool),
+            steps=np.zeros(b, np.int64),
+        )
+
+    def take(self, keep: np.ndarray) -> _Beams:
+        return _Beams(
+            items=[self.items[i] for i in keep],
+            running=[self.running[i] for i in keep],
+            running_scores=self.running_scores[keep],
+            finished=[self.finished[i] for i in keep],
+            finished_scores=self.finished_scores[keep],
+            finished_flags=self.finished_flags[keep],
+            steps=self.steps[keep],
+        )
+
+    def extend(self, other: _Beams) -> _Beams:
+        return _Beams(
+            items=self.items + other.items,
+            running=self.running + other.running,
+            running_scores=np.concatenate([self.running_scores, other.running_scores]),
+            finished=self.finished + other.finished,
+            finished_scores=np.concatenate([self.finished_scores, other.finished_scores]),
+            finished_flags=np.concatenate([self.finished_flags, other.finished_flags]),
+            steps=np.concatenate([self.steps, other.steps]),
+        )
 
 
-def beam_search(step: StepFn, state: DecoderState, cfg: SearchConfig) -> list[Hypothesis]:
-    """Beam search (``cfg.num_beams`` >= 2) for every row of ``state``."""
+def beam_search(
+    step: StepFn,
+    state: DecoderState,
+    cfg: SearchConfig,
+    join: JoinFn | None = None,
+    done: DoneFn | None = None,
+) -> list[Hypothesis]:
+    """Beam search (``cfg.num_beams`` >= 2) for every row of ``state``; ``join`` and
+    ``done`` as in ``greedy`` (a joining row brings its ``num_beams`` decoder rows)."""
     k = cfg.num_beams
-    b = state.mask.shape[0]
+    own: list[Hashable] = list(range(state.rows))
     # Each batch item's rows are repeated k times: row = item * k + beam.
-    state = state.take(np.repeat(np.arange(b), k))
-    running_scores = np.zeros((b, k), np.float32)
-    running_scores[:, 1:] = NEG
-    beams = _Beams(
-        items=np.arange(b),
-        running=[[[] for _ in range(k)] for _ in range(b)],
-        running_scores=running_scores,
-        finished=[[[] for _ in range(k)] for _ in range(b)],
-        finished_scores=np.full((b, k), NEG, np.float32),
-        finished_flags=np.zeros((b, k), bool),
-    )
-    results: dict[int, Hypothesis] = {}
-    tokens = np.full((b * k, 1), cfg.start_id, np.int64)
+    state = state.take(np.repeat(np.arange(state.rows), k))
+    beams = _Beams.start(own, k)
+    results: dict[Hashable, Hypothesis] = {}
+    tokens = np.full((len(own) * k, 1), cfg.start_id, np.int64)
     n_keep = 2 * k
-    for t in range(cfg.max_new_tokens):
-        cur_len = t + 1  # the start token plus t generated tokens
-        logits, state.past_keys, state.past_values = step(tokens, state)
-        log_probs = _process(log_softmax(logits.astype(np.float32)), cfg, t)
+    while True:
+        joiners = join() if join is not None else None
+        if joiners is not None and joiners.state.rows:
+            new = joiners.state.take(np.repeat(np.arange(joiners.state.rows), k))
+            state = state.extend(new) if state.rows else new
+            beams = beams.extend(_Beams.start(joiners.ids, k))
+            start = np.full((new.rows, 1), cfg.start_id, np.int64)
+            tokens = np.concatenate([tokens, start])
         nb = len(beams.items)
+        if nb == 0:
+            break
+        cur_len = (beams.steps + 1).astype(np.float64)  # the start token plus the tokens so far
+        logits, present_keys, present_values = step(tokens, state)
+        state.advance(present_keys, present_values)
+        row_steps = np.repeat(beams.steps, k)
+        log_probs = _process(log_softmax(logits.astype(np.float32)), cfg, row_steps)
         vocab = log_probs.shape[-1]
         acc = (log_probs.reshape(nb, k, vocab) + beams.running_scores[:, :, None]).reshape(nb, -1)
         top = np.argsort(-acc, axis=1, kind="stable")[:, :n_keep]
         top_scores = np.take_along_axis(acc, top, axis=1)
         top_beam, top_tok = top // vocab, top % vocab
-        hits = (top_tok == cfg.eos_id) | (cur_len + 1 >= cfg.max_new_tokens + 1)
+        at_limit = (cur_len + 1 >= cfg.max_new_tokens + 1)[:, None]
+        hits = (top_tok == cfg.eos_id) | at_limit
 
         # Finished hypotheses: only eos among the best k candidates count.
-        norm = top_scores / float(cur_len) ** cfg.length_penalty
+        # float32 like the scores (transformers divides float32 scores by a Python float)
+        penalty = (cur_len**cfg.length_penalty).astype(np.float32)[:, None]
+        norm = top_scores / penalty
         just_finished = hits.copy()
         just_finished[:, k:] = False
         norm = np.where(just_finished, norm, norm + NEG)
@@ -175,32 +321,24 @@ def beam_search(step: StepFn, state: DecoderState, cfg: SearchConfig) -> list[Hy
             for i in range(nb)
         ]
         beams.running_scores = np.take_along_axis(running_scores, pick, axis=1)
+        beams.steps = beams.steps + 1
         rows = (np.arange(nb)[:, None] * k + src_beam).reshape(-1)
 
         # transformers' early_stopping=False heuristic, decided on the new length.
-        best_running = beams.running_scores[:, 0] / float(cur_len) ** cfg.length_penalty
+        best_running = beams.running_scores[:, 0] / penalty[:, 0]
         worst = np.where(
             beams.finished_flags, beams.finished_scores.min(axis=1, keepdims=True), NEG
         )
-        searching = (best_running[:, None] > worst).any(axis=1)
-        if hits.all():
-            searching[:] = False
-        for done in np.flatnonzero(~searching):
-            results[int(beams.items[done])] = Hypothesis(
-                beams.finished[done][0], float(beams.finished_scores[done, 0])
-            )
-        if not searching.any():
-            break
+        searching = (best_running[:, None] > worst).any(axis=1) & ~hits.all(axis=1)
+        for ended in np.flatnonzero(~searching):
+            item = beams.items[ended]
+            best = beams.finished[ended][0]
+            results[item] = Hypothesis(best, float(beams.finished_scores[ended, 0]))
+            if done is not None:
+                done(item, results[item])
         keep_items = np.flatnonzero(searching)
         keep_rows = (keep_items[:, None] * k + np.arange(k)).reshape(-1)
         state = state.take(rows[keep_rows])
         tokens = new_tok[keep_items].reshape(-1, 1)
-        beams = _Beams(
-            items=beams.items[keep_items],
-            running=[beams.running[i] for i in keep_items],
-            running_scores=beams.running_scores[keep_items],
-            finished=[beams.finished[i] for i in keep_items],
-            finished_scores=beams.finished_scores[keep_items],
-            finished_flags=beams.finished_flags[keep_items],
-        )
-    return [results[i] for i in range(b)]
+        beams = beams.take(keep_items)
+    return [results[i] for i in own]

@@ -12,13 +12,15 @@ words it never saw in training (``unknown_words``; ``words.py`` has the rules).
 from __future__ import annotations
 
 import json
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from genserve.artifacts import load_manifest
+from genserve.batching import Feed
 from genserve.config import RuntimeSettings
 from genserve.errors import InvalidInput
 from genserve.limits import MAX_BEAMS, MAX_CHARS, MAX_NEW_TOKENS, MAX_TEXTS
@@ -34,6 +36,7 @@ from genserve.translation.files import (
 from genserve.translation.search import (
     DecoderState,
     Hypothesis,
+    Joiners,
     SearchConfig,
     beam_search,
     greedy,
@@ -79,6 +82,12 @@ class Seq2Seq:
         )
         self._last_attention = np.zeros(0, np.float32)
 
+    def empty(self) -> DecoderState:
+        """A state with no rows: an iterative search starts from it (rows join later)."""
+        shape = (self.layers, 0, self.heads, 0, self.head_dim)
+        e = np.zeros(shape, np.float32)
+        return DecoderState(e, e.copy(), np.zeros((0, 0), np.int64), e.copy(), e.copy())
+
     def encode(self, rows: list[list[int]]) -> DecoderState:
         """Run the encoder on right-padded id rows; returns the decoder's initial state."""
         width = max(len(r) for r in rows)
@@ -101,6 +110,7 @@ class Seq2Seq:
                 "past_values": state.past_values,
                 "cross_keys": state.cross_keys,
                 "cross_values": state.cross_values,
+                "positions": state.positions,
             }
         )
         self._last_attention = out["cross_attentions"]
@@ -138,7 +148,8 @@ class Seq2Seq:
         )
         steps = []
         for t in range(longest):
-            _, state.past_keys, state.past_values = self.step(inputs[:, t : t + 1], state)
+            _, present_keys, present_values = self.step(inputs[:, t : t + 1], state)
+            state.advance(present_keys, present_values)
             steps.append(self._last_attention)  # (L, N, H, S)
         return np.stack(steps, axis=3).transpose(1, 0, 2, 3, 4)
 
@@ -217,7 +228,12 @@ class Translator(ServedModel[Options]):
 
     def translate_ids(self, rows: list[list[int]], options: Options) -> list[Translation]:
         """Translate id rows from ``check``, in one batch."""
-        hyps = self.model.generate(rows, options)
+        return self.translations(rows, self.model.generate(rows, options), options)
+
+    def translations(
+        self, rows: list[list[int]], hyps: list[Hypothesis], options: Options
+    ) -> list[Translation]:
+        """The searched hypotheses of id rows as translations (text, tokens, attention)."""
         attn = self.model.attention(rows, hyps) if options.return_attention else None
         out = []
         eos = self.config["eos_token_id"]
@@ -243,6 +259,40 @@ class Translator(ServedModel[Options]):
         """``translate_ids`` as the batcher calls it: checked id rows of requests that
         share decoding ``options``."""
         return self.translate_ids(rows, options)
+
+    def run_iterative(self, feed: Feed, options: Options) -> None:
+        """Iteration-level batching (the batcher's ``iterative`` mode): one search whose
+        rows come and go. Before every decoder step, requests with the same ``options``
+        join from the queue (``feed.take``; encoded, then padded into the running batch);
+        a request is answered (``feed.finish``) as soon as its last row ends."""
+        cfg = self.model.search_config(options)
+        search = greedy if cfg.num_beams == 1 else beam_search
+        open_: dict[int, tuple[list[list[int]], list[Hypothesis | None]]] = {}
+        left: dict[int, int] = {}
+
+        def join() -> Joiners | None:
+            taken = feed.take(feed.max_rows - feed.rows)
+            if not taken:
+                return None
+            ids: list[Hashable] = []
+            rows: list[list[int]] = []
+            for ticket, items in taken:
+                open_[ticket] = (list(items), [None] * len(items))
+                left[ticket] = len(items)
+                ids += [(ticket, j) for j in range(len(items))]
+                rows += items
+            return Joiners(self.model.encode(rows), ids)
+
+        def done(row: Hashable, hyp: Hypothesis) -> None:
+            ticket, j = cast(tuple[int, int], row)
+            open_[ticket][1][j] = hyp
+            left[ticket] -= 1
+            if left[ticket] == 0:
+                rows, hyps = open_.pop(ticket)
+                del left[ticket]
+                feed.finish(ticket, self.translations(rows, cast(list[Hypothesis], hyps), options))
+
+        search(self.model.step, self.model.empty(), cfg, join=join, done=done)
 
     def translate(self, texts: list[str], options: Options | None = None) -> list[Translation]:
         """Validate, tokenize and translate ``texts`` in one batch."""

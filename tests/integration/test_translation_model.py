@@ -262,3 +262,55 @@ def test_translation_service_imports_no_torch(translation_model_dir: Path) -> No
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, check=True)
+
+
+class ScriptedFeed:
+    """The batcher's Feed as an iterative call sees it, with requests arriving at chosen
+    decoder steps (``arrivals``: step -> requests, each a list of id rows)."""
+
+    def __init__(self, arrivals: dict[int, list[list[list[int]]]]) -> None:
+        self.arrivals, self.step, self.rows, self.max_rows = arrivals, 0, 0, 64
+        self.sizes: dict[int, int] = {}
+        self.results: dict[int, list] = {}
+        self.finished_at: dict[int, int] = {}
+
+    def take(self, room: int) -> list[tuple[int, list[list[int]]]]:
+        out = []
+        for rows in self.arrivals.get(self.step, []):
+            ticket = len(self.sizes)
+            self.sizes[ticket] = len(rows)
+            self.rows += len(rows)
+            out.append((ticket, rows))
+        self.step += 1
+        return out
+
+    def finish(self, ticket: int, results: list) -> None:
+        self.rows -= self.sizes[ticket]
+        self.results[ticket] = results
+        self.finished_at[ticket] = self.step
+
+
+@pytest.mark.parametrize("beams", [1, 4])
+def test_requests_that_join_a_running_search_get_what_they_get_alone(
+    translation_model, corpus, beams
+) -> None:
+    """Iteration-level batching: requests join the search at later decoder steps (their
+    rows padded into it) and leave as they finish; each gets exactly the translations
+    (text, tokens) it gets alone, and its scores within float32 rounding (a longer source
+    beside a row changes ONNX Runtime's summation order, as in any batch)."""
+    texts = [p.en for p in corpus.heldout[:14]]
+    rows = [translation_model.tokenizer.encode(t) for t in texts]
+    requests = [rows[0:4], rows[4:5], rows[5:8], rows[8:9], rows[9:10], rows[10:14]]
+    feed = ScriptedFeed({0: requests[:2], 1: [requests[2]], 3: [requests[3]], 7: requests[4:]})
+    options = Options(num_beams=beams)
+    translation_model.run_iterative(feed, options)
+    assert sorted(feed.results) == list(range(len(requests)))
+    for ticket, request in enumerate(requests):
+        alone = translation_model.translate_ids(request, options)
+        got = feed.results[ticket]
+        assert [(t.text, t.target_tokens) for t in got] == [
+            (t.text, t.target_tokens) for t in alone
+        ], ticket
+        assert [t.score for t in got] == pytest.approx([t.score for t in alone], rel=1e-5)
+    # each request left when it was done, not when the whole batch was
+    assert min(feed.finished_at.values()) < max(feed.finished_at.values())

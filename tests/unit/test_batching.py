@@ -224,3 +224,50 @@ def test_deadline_comes_from_the_route_unless_settings_name_one() -> None:
         _double, BatchingSettings(deadline_s=5), lambda _s: None, deadline_s=30
     )
     assert b.deadline_s == 5
+
+
+def test_iterative_calls_take_joiners_between_iterations_and_answer_each_when_done() -> None:
+    """A request queued while an iterative call runs joins it at its next iteration (same
+    key; one with another key waits), and each request is answered when its own rows are
+    done: a short one that joined late before the long one that started the call."""
+    joined: dict[int, int] = {}  # first row value -> iteration it joined at
+    order: list[int] = []
+    started = threading.Event()
+
+    def run(feed: Any, key: Any) -> None:
+        rows: dict[int, list[int]] = {}  # ticket -> remaining iterations per row
+        iteration = 0
+        while True:
+            for ticket, items in feed.take(feed.max_rows - feed.rows):
+                rows[ticket] = list(items)
+                joined[items[0]] = iteration
+            if not rows:
+                return
+            started.set()
+            threading.Event().wait(0.01)  # one "decoder step"
+            iteration += 1
+            for ticket in list(rows):
+                rows[ticket] = [r - 1 for r in rows[ticket]]
+                if max(rows[ticket]) <= 0:
+                    order.append(ticket)
+                    feed.finish(ticket, [f"{key}:done"] * len(rows.pop(ticket)))
+
+    async def main() -> list[Any]:
+        b = MicroBatcher(run, max_batch_size=8, max_latency_ms=0, max_queue=100, iterative=True)
+        long = asyncio.ensure_future(b.submit([30], key="a"))
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.03)
+        short = asyncio.ensure_future(b.submit([2, 1], key="a"))
+        other = asyncio.ensure_future(b.submit([1], key="b"))
+        outs = [await short]
+        assert not long.done() and not other.done()
+        outs += [await long, await other]
+        assert b.idle
+        b.close()
+        return outs
+
+    outs = asyncio.run(main())
+    assert [list(o) for o in outs] == [["a:done"] * 2, ["a:done"], ["b:done"]]
+    assert joined[30] == 0 and 0 < joined[2] < 30  # joined the running call
+    assert joined[1] == 0  # key "b": a call of its own after the "a" call

@@ -53,3 +53,54 @@ def test_shapes_must_match_exactly() -> None:
 def test_display_path_never_records_a_host_path(tmp_path) -> None:
     assert display_path(PROJECT_ROOT / "models" / "gan") == "models/gan"
     assert display_path(tmp_path / "weights") == "weights"
+
+
+def test_the_makefile_builds_every_kinds_int8_folder() -> None:
+    """``make models`` builds <kind>-int8 for exactly the kinds whose ModelKind offers
+    int8 (the Makefile cannot read the registry before the venv exists)."""
+    import re
+
+    from genserve import kinds
+    from genserve.config import PROJECT_ROOT
+    from genserve.exporting import PRECISIONS
+
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    listed = re.search(r"^INT8_KINDS := (.*)$", makefile, re.M)
+    assert listed is not None
+    offered = {k.name for k in kinds.kinds() if "int8" in k.precisions}
+    assert set(listed.group(1).split()) == offered == {"translation"}
+    assert all(set(k.precisions) <= set(PRECISIONS) for k in kinds.kinds())
+
+
+def test_int8_rewrites_matmul_weights_and_keeps_the_graphs_interface(tmp_path) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from genserve.config import RuntimeSettings
+    from genserve.exporting import quantize_int8
+    from genserve.runtime import OnnxSession
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(64, 32)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 32])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    recorded = quantize_int8(path)
+    quantized = onnx.load(str(path))
+    assert any(t.data_type == TensorProto.INT8 for t in quantized.graph.initializer)
+    assert not any(
+        t.name == "w" and t.data_type == TensorProto.FLOAT for t in quantized.graph.initializer
+    )
+    assert recorded["weights"] == "int8 per channel"
+    x = rng.normal(size=(8, 64)).astype(np.float32)
+    y = OnnxSession(path, RuntimeSettings(providers="CPUExecutionProvider")).run({"x": x})["y"]
+    exact = x @ w
+    assert y.shape == (8, 32)
+    assert np.abs(y - exact).max() < 0.05 * np.abs(exact).max()  # int8: close, not equal
+    assert np.abs(y - exact).max() > 0  # and really quantized

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from genserve.translation.search import DecoderState, SearchConfig, beam_search, greedy
+from genserve.translation.search import (
+    DecoderState,
+    Joiners,
+    SearchConfig,
+    beam_search,
+    greedy,
+)
 
 EOS, START, PAD = 1, 0, 0
 DEFAULT = [0.1, 0.05, 0.3, 0.3, 0.25]  # where the table says nothing: eos unlikely
@@ -86,3 +93,74 @@ def test_no_forced_eos_gives_a_fixed_length() -> None:
         eos_id=EOS, start_id=START, banned_ids=(PAD, EOS), forced_eos=False, max_new_tokens=6
     )
     assert [len(h.tokens) for h in greedy(toy_step({}), state(4), cfg)] == [6] * 4
+
+
+# -- iteration-level batching: rows that join a running search --------------------------
+
+SOURCES = {  # a row's "source" (cross_keys[0, i, 0, 0, -1]) changes what it says
+    1: {(): [0.0, 0.0, 0.6, 0.4, 0.0], (2,): [0.0, 0.2, 0.3, 0.5, 0.0]},
+    2: {(): [0.0, 0.0, 0.3, 0.7, 0.0], (3,): [0.0, 0.1, 0.6, 0.3, 0.0]},
+    3: {(): [0.0, 0.5, 0.2, 0.3, 0.0]},
+}
+
+
+def row_step(tokens: np.ndarray, state: DecoderState):
+    """A toy decoder that reads each row's own position, so rows may be at different
+    steps (as after a join), and whose table depends on the row's source."""
+    rows = []
+    for i, tok in enumerate(tokens[:, 0]):
+        t = int(state.positions[i])
+        source = int(state.cross_keys[0, i, 0, 0, -1])
+        history = (*(int(x) for x in state.cross_keys[0, i, 0, 0, :t]), int(tok))
+        probs = np.array(SOURCES[source].get(history[1:], DEFAULT), np.float64)
+        rows.append(np.log(np.maximum(probs, 1e-30)))
+        state.cross_keys[0, i, 0, 0, t] = tok
+    l_, n, h, _, d = state.past_keys.shape
+    past = np.concatenate([state.past_keys, np.zeros((l_, n, h, 1, d), np.float32)], 3)
+    return np.stack(rows).astype(np.float32), past, past.copy()
+
+
+def sources(*ids: int) -> DecoderState:
+    ck = np.zeros((1, len(ids), 1, 1, 16), np.float32)
+    ck[0, :, 0, 0, -1] = ids
+    empty = np.zeros((1, len(ids), 1, 0, 1), np.float32)
+    return DecoderState(ck, ck.copy(), np.ones((len(ids), 1), np.int64), empty, empty.copy())
+
+
+@pytest.mark.parametrize("beams", [1, 3])
+def test_rows_that_join_later_get_what_they_get_alone(beams: int) -> None:
+    cfg = SearchConfig(
+        eos_id=EOS,
+        start_id=START,
+        banned_ids=(PAD,),
+        num_beams=beams,
+        max_new_tokens=6,
+        length_penalty=1.0,
+    )
+    search = greedy if beams == 1 else beam_search
+    alone = {s: search(row_step, sources(s), cfg)[0] for s in SOURCES}
+    arrivals = {1: Joiners(sources(2, 3), ["b", "c"]), 3: Joiners(sources(1), ["d"])}
+    calls, finished = [0], {}
+
+    def join():
+        calls[0] += 1
+        return arrivals.get(calls[0] - 1)
+
+    def done(row, hyp):
+        finished[row] = hyp
+
+    own = search(row_step, sources(1), cfg, join=join, done=done)
+    assert own[0] == alone[1] and finished.pop(0) == alone[1]
+    assert finished == {"b": alone[2], "c": alone[3], "d": alone[1]}
+
+
+def test_rows_that_join_are_padded_on_the_right_and_padding_goes_when_unneeded() -> None:
+    state = sources(1)
+    state.advance(np.ones((1, 1, 1, 1, 1), np.float32), np.ones((1, 1, 1, 1, 1), np.float32))
+    both = state.extend(sources(2, 3))
+    assert both.rows == 3 and both.past_keys.shape[3] == 1
+    assert both.past_keys[0, :, 0, :, 0].tolist() == [[1.0], [0.0], [0.0]]  # right padding
+    assert both.positions.tolist() == [1, 0, 0]
+    # the first row leaves: the column only it had goes too
+    rest = both.take(np.array([1, 2]))
+    assert rest.past_keys.shape[3] == 0 and rest.positions.tolist() == [0, 0]
