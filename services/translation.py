@@ -4,10 +4,10 @@ POST /v1/translate  1..64 texts per request; greedy or beam search; optional cro
                     (heads averaged; every head on request); the words the model never saw
 GET  /v1/model      the loaded model: manifest summary, decoding defaults, provider
 
-Texts of concurrent requests with the same decoding options are batched together, at the
-level of decoder steps (GENSERVE_TRANSLATION_ITERATION_BATCHING, on by default): a
-request that arrives while others decode joins them at the next step, and each request
-is answered as soon as its own texts are done.
+Texts of concurrent requests with the same decoding options are batched together; with
+GENSERVE_TRANSLATION_ITERATION_BATCHING=true at the level of decoder steps: a request
+that arrives while others decode joins them at the next step, and each request is
+answered as soon as its own texts are done (off by default: BENCHMARKS.md).
 """
 
 from __future__ import annotations

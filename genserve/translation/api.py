@@ -29,9 +29,10 @@ class TranslationSettings(KindSettings):
     max_batch_size: int = Field(32, ge=1, le=1024, description="texts per ONNX Runtime batch")
     max_queue: int = Field(512, ge=1, le=1_000_000, description="queued texts before 503")
     iteration_batching: bool = Field(
-        True,
+        False,
         description="requests join a running batch at the next decoder step and leave it "
-        "as they finish; false: a batch runs to its end before the next one starts",
+        "as they finish; false: a batch runs to its end before the next one starts (the "
+        "default: measured faster on a 2-core host, BENCHMARKS.md)",
     )
 
 

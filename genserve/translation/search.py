@@ -139,6 +139,24 @@ def _process(logits: np.ndarray, cfg: SearchConfig, steps: np.ndarray) -> np.nda
     return logits
 
 
+def top_sorted(scores: np.ndarray, n: int) -> np.ndarray:
+    """``np.argsort(-scores, axis=1, kind="stable")[:, :n]`` without sorting whole rows:
+    the n-th largest value by partition, then the candidates at or above it (ties
+    included) ordered by value, then index. A beam step ranks beams x vocabulary
+    candidates (232,404 per item at opus-mt size), where a full sort cost more than the
+    decoder step itself."""
+    width = scores.shape[1]
+    if n >= width:
+        return np.argsort(-scores, axis=1, kind="stable")[:, :n]
+    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    kth = np.take_along_axis(scores, part, axis=1).min(axis=1)
+    out = np.empty((scores.shape[0], n), np.int64)
+    for row in range(scores.shape[0]):
+        cand = np.flatnonzero(scores[row] >= kth[row])
+        out[row] = cand[np.lexsort((cand, -scores[row, cand]))[:n]]
+    return out
+
+
 def log_softmax(x: np.ndarray) -> np.ndarray:
     m = x.max(axis=-1, keepdims=True)
     shifted = x - m
@@ -284,7 +302,7 @@ def beam_search(
         log_probs = _process(log_softmax(logits.astype(np.float32)), cfg, row_steps)
         vocab = log_probs.shape[-1]
         acc = (log_probs.reshape(nb, k, vocab) + beams.running_scores[:, :, None]).reshape(nb, -1)
-        top = np.argsort(-acc, axis=1, kind="stable")[:, :n_keep]
+        top = top_sorted(acc, n_keep)
         top_scores = np.take_along_axis(acc, top, axis=1)
         top_beam, top_tok = top // vocab, top % vocab
         at_limit = (cur_len + 1 >= cfg.max_new_tokens + 1)[:, None]

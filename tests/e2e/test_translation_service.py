@@ -113,8 +113,8 @@ def test_concurrent_requests_are_batched_and_unchanged(translation_server: Serve
     observed = _metric(translation_server, "genserve_batch_size_count", label) - before
     rows = _metric(translation_server, "genserve_batch_size_sum", label) - rows_before
     assert together == alone
-    # Iteration-level batching observes each request with the most rows decoded beside
-    # it (itself in): batched means more than one on average.
+    # Batched means more than one row per observation on average (a batch per call; with
+    # GENSERVE_TRANSLATION_ITERATION_BATCHING, per request the rows decoded beside it).
     assert 0 < observed <= len(texts) and rows > observed
     assert _metric(translation_server, "genserve_tokens_total", 'direction="output"') > 0
 

@@ -164,3 +164,20 @@ def test_rows_that_join_are_padded_on_the_right_and_padding_goes_when_unneeded()
     # the first row leaves: the column only it had goes too
     rest = both.take(np.array([1, 2]))
     assert rest.past_keys.shape[3] == 0 and rest.positions.tolist() == [0, 0]
+
+
+def test_top_sorted_is_a_stable_argsort_of_the_best_n() -> None:
+    """Beam search ranks its candidates with top_sorted: the same order as a stable
+    argsort (ties by index), -inf and many ties included."""
+    from genserve.translation.search import top_sorted
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        b, m, n = int(rng.integers(1, 5)), int(rng.integers(1, 300)), int(rng.integers(1, 10))
+        scores = rng.integers(-5, 5, size=(b, m)).astype(np.float32)  # many ties
+        if trial % 3 == 0:
+            scores = rng.normal(size=(b, m)).astype(np.float32)
+        if trial % 5 == 0:
+            scores[:, ::3] = -np.inf
+        want = np.argsort(-scores, axis=1, kind="stable")[:, :n]
+        assert np.array_equal(top_sorted(scores, n), want), trial
