@@ -176,9 +176,11 @@ class ModelService(Generic[M]):
         """One batch of rows that share ``key``, in the batcher's worker thread."""
         return self.working_model.run_batch(rows, key)
 
-    # A service whose model decodes step by step sets this (from its settings) and
-    # defines run_iterative(feed, key): the batcher then batches at iteration level.
-    iterative = False
+    @property
+    def iterative(self) -> bool:
+        """Whether the batcher runs ``run_iterative`` (batching by decoder step): a service
+        whose model decodes step by step says so from its settings."""
+        return False
 
     def run_iterative(self, feed: Any, key: Hashable) -> None:
         raise NotImplementedError

@@ -50,7 +50,7 @@ class TranslationService(ModelService[Translator]):
     limits = limits
 
     @property
-    def iterative(self) -> bool:  # type: ignore[override]
+    def iterative(self) -> bool:
         return cast(TranslationSettings, self.settings).iteration_batching
 
     def run_iterative(self, feed: Any, key: Hashable) -> None:

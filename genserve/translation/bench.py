@@ -1,7 +1,7 @@
 """``genserve bench translation``: genserve's ONNX Runtime path against transformers and
 CTranslate2 on one random-weight MarianMT of opus-mt-en-de dimensions.
 
-genserve in float32 and in int8 (``exporting.quantize_int8``, what ``models export
+genserve in float32 and in int8 (``export.quantize_graphs``, what ``models export
 --precision int8`` does), transformers in float32, CTranslate2 in int8 and float32: each
 decodes greedily and with 4 beams, forced to the same output length (end-of-sequence is
 suppressed), with the same thread count, one after another in one process, on the same
@@ -74,9 +74,8 @@ def bench(
     from tqdm import tqdm
 
     from genserve.config import RuntimeSettings
-    from genserve.exporting import quantize_int8
     from genserve.runtime import OnnxSession
-    from genserve.translation.export import export_graphs, generation_defaults
+    from genserve.translation.export import export_graphs, generation_defaults, quantize_graphs
     from genserve.translation.files import DECODER_FILE, ENCODER_FILE
     from genserve.translation.search import Hypothesis, SearchConfig
     from genserve.translation.translator import Options, Seq2Seq
@@ -89,8 +88,7 @@ def bench(
         export_graphs(model, onnx_dir, tolerance=1e-3)
         int8_dir = Path(tmp) / "onnx-int8"
         shutil.copytree(onnx_dir, int8_dir)
-        for name in (ENCODER_FILE, DECODER_FILE):
-            quantize_int8(int8_dir / name)
+        quantize_graphs(int8_dir)
         settings = RuntimeSettings(intra_op_threads=threads)
         config = generation_defaults(hf_dir, model.config)
         ours = {

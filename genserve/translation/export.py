@@ -180,6 +180,15 @@ def export_graphs(model: Any, out_dir: Path, *, tolerance: float = 1e-4) -> dict
     return {"encoder": enc_s, "decoder": dec_s, "parity_max_abs": worst}
 
 
+def quantize_graphs(folder: Path) -> dict[str, object]:
+    """Both graphs of ``folder`` in int8 (``exporting.quantize_int8``); what the manifest
+    records of it."""
+    recorded: dict[str, object] = {}
+    for name in (ENCODER_FILE, DECODER_FILE):
+        recorded = quantize_int8(folder / name)  # the same method for both
+    return recorded
+
+
 def export(
     folder: Path, out_dir: Path, *, tolerance: float = 1e-4, precision: str = "fp32"
 ) -> dict[str, Any]:
@@ -195,10 +204,7 @@ def export(
     model = load_marian(folder)
     graphs = export_graphs(model, out_dir, tolerance=tolerance)
     enc_s, dec_s, worst = graphs["encoder"], graphs["decoder"], graphs["parity_max_abs"]
-    quantization = None
-    if precision == "int8":
-        for name in (ENCODER_FILE, DECODER_FILE):
-            quantization = quantize_int8(out_dir / name)
+    quantization = quantize_graphs(out_dir) if precision == "int8" else None
     cfg = model.config
     for name in TOKENIZER_FILES:
         shutil.copy(folder / name, out_dir / name)

@@ -163,6 +163,23 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def _admit(
+    join: JoinFn | None,
+    state: DecoderState,
+    tokens: np.ndarray,
+    cfg: SearchConfig,
+    copies: int = 1,
+) -> tuple[DecoderState, np.ndarray, list[Hashable]]:
+    """The rows ``join`` adds before this step, each as ``copies`` decoder rows (beams),
+    appended to ``state`` with their start tokens; and their ids (none: nobody joined)."""
+    joiners = join() if join is not None else None
+    if joiners is None or not joiners.state.rows:
+        return state, tokens, []
+    new = joiners.state.take(np.repeat(np.arange(joiners.state.rows), copies))
+    start = np.full((new.rows, 1), cfg.start_id, np.int64)
+    return state.extend(new), np.concatenate([tokens, start]), list(joiners.ids)
+
+
 def greedy(
     step: StepFn,
     state: DecoderState,
@@ -184,14 +201,10 @@ def greedy(
     tokens = np.full((state.rows, 1), cfg.start_id, np.int64)
     results: dict[Hashable, Hypothesis] = {}
     while True:
-        joiners = join() if join is not None else None
-        if joiners is not None and joiners.state.rows:
-            state = state.extend(joiners.state) if state.rows else joiners.state
-            ids += joiners.ids
-            hyps.update((i, Hypothesis([], 0.0)) for i in joiners.ids)
-            steps = np.concatenate([steps, np.zeros(len(joiners.ids), np.int64)])
-            start = np.full((len(joiners.ids), 1), cfg.start_id, np.int64)
-            tokens = np.concatenate([tokens, start])
+        state, tokens, joined = _admit(join, state, tokens, cfg)
+        ids += joined
+        hyps.update((i, Hypothesis([], 0.0)) for i in joined)
+        steps = np.concatenate([steps, np.zeros(len(joined), np.int64)])
         if not ids:
             break
         logits, present_keys, present_values = step(tokens, state)
@@ -285,13 +298,9 @@ def beam_search(
     tokens = np.full((len(own) * k, 1), cfg.start_id, np.int64)
     n_keep = 2 * k
     while True:
-        joiners = join() if join is not None else None
-        if joiners is not None and joiners.state.rows:
-            new = joiners.state.take(np.repeat(np.arange(joiners.state.rows), k))
-            state = state.extend(new) if state.rows else new
-            beams = beams.extend(_Beams.start(joiners.ids, k))
-            start = np.full((new.rows, 1), cfg.start_id, np.int64)
-            tokens = np.concatenate([tokens, start])
+        state, tokens, joined = _admit(join, state, tokens, cfg, copies=k)
+        if joined:
+            beams = beams.extend(_Beams.start(joined, k))
         nb = len(beams.items)
         if nb == 0:
             break
