@@ -51,16 +51,18 @@ protos: install
 # table). ONNX is built from the committed weights, never retrained here; a kind's model is
 # rebuilt when its weights or its library folder change.
 KINDS := $(notdir $(wildcard models/*))
-# The kinds that also export in int8 (ModelKind.precisions; a unit test keeps the two
-# equal), each into <kind>-int8 beside its float32 folder.
-INT8_KINDS := translation
+# The other precisions each kind exports in (ModelKind.precisions; a unit test keeps the
+# two equal), each into <kind>-<precision> beside its float32 folder.
+PRECISION_MODELS := translation-int8 imagegen-int8 imagegen-fp16
 
-models: $(KINDS:%=$(MODELS_DIR)/%/genserve.json) $(INT8_KINDS:%=$(MODELS_DIR)/%-int8/genserve.json)
+models: $(KINDS:%=$(MODELS_DIR)/%/genserve.json) $(PRECISION_MODELS:%=$(MODELS_DIR)/%/genserve.json)
 
 .SECONDEXPANSION:
-$(MODELS_DIR)/%-int8/genserve.json: $$(shell find models/$$* genserve/$$* -type f -not -name '*.pyc') \
+kind_of = $(firstword $(subst -, ,$(1)))
+$(PRECISION_MODELS:%=$(MODELS_DIR)/%/genserve.json): $(MODELS_DIR)/%/genserve.json: \
+		$$(shell find models/$$(call kind_of,$$*) genserve/$$(call kind_of,$$*) -type f -not -name '*.pyc') \
 		genserve/exporting.py genserve/artifacts.py $(VENV)/.installed
-	$(BIN)/genserve models export $* --precision int8 --out $(MODELS_DIR)/$*-int8
+	$(BIN)/genserve models export $(call kind_of,$*) --precision $(lastword $(subst -, ,$*)) --out $(MODELS_DIR)/$*
 
 $(MODELS_DIR)/%/genserve.json: $$(shell find models/$$* genserve/$$* -type f -not -name '*.pyc') \
 		genserve/exporting.py genserve/artifacts.py $(VENV)/.installed

@@ -118,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         "--precision",
         choices=PRECISIONS,
         default="fp32",
-        help="int8: ONNX Runtime dynamic quantization of the checked float32 graphs (kinds "
-        "that offer it); serve it with GENSERVE_<KIND>_MODEL=<kind>-int8",
+        help="int8: ONNX Runtime dynamic quantization of the checked float32 graphs; fp16: "
+        "float16 graphs with float32 inputs and outputs, for GPUs (kinds that offer them); "
+        "serve one with GENSERVE_<KIND>_MODEL=<kind>-<precision>",
     )
     p = msub.add_parser("pull", help="download a hub checkpoint (network), then export it")
     p.add_argument("kind", choices=pullable)

@@ -32,6 +32,12 @@ class RuntimeSettings(BaseSettings):
     inter_op_threads: int = Field(1, ge=0, le=256)
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
     warmup: bool = True
+    io_binding: bool = Field(
+        False,
+        description="run through ONNX Runtime's IO binding, outputs on the provider's device "
+        "(CUDA/TensorRT: the GPU) and an input passed again as the same array kept there "
+        "between calls (the UNet's text embeddings across denoising steps)",
+    )
 
 
 class ModelSettings(BaseSettings):

@@ -72,13 +72,18 @@ class ParityCheck:
         return diff
 
 
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "int8", "fp16")
 
 
-def quantize_int8(graph: Path) -> dict[str, object]:
+def quantize_int8(
+    graph: Path, *, ops: tuple[str, ...] | None = None, external: bool = False
+) -> dict[str, object]:
     """Rewrite ``graph`` in place with int8 weights: ONNX Runtime's dynamic quantization,
     per output channel, signed 8-bit weights and activations quantized per call (its
-    MatMulInteger kernels use VNNI where the CPU has it). Returns what a manifest records."""
+    MatMulInteger kernels use VNNI where the CPU has it), of the ``ops`` only (None: every
+    op kind the quantizer knows, which in a transformer's graphs means its MatMuls).
+    ``external``: the graph keeps its weights in a ``.data`` file beside it (over
+    protobuf's 2 GB). Returns what a manifest records."""
     import logging
     import tempfile
 
@@ -91,9 +96,45 @@ def quantize_int8(graph: Path) -> dict[str, object]:
         with tempfile.TemporaryDirectory(dir=graph.parent) as tmp:
             out = Path(tmp) / graph.name
             quantize_dynamic(
-                graph, out, per_channel=True, weight_type=QuantType.QInt8, reduce_range=False
+                graph,
+                out,
+                op_types_to_quantize=list(ops) if ops else None,
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                reduce_range=False,
+                use_external_data_format=external,
             )
-            out.replace(graph)
+            for old in graph.parent.glob(graph.name + "*"):
+                old.unlink()
+            for new in Path(tmp).iterdir():
+                new.chmod(0o644)  # as the exporter's own files (the data file comes 0600)
+                new.replace(graph.parent / new.name)
     finally:
         root.setLevel(level)
-    return {"method": "onnxruntime dynamic", "weights": "int8 per channel", "ops": ["MatMul"]}
+    return {
+        "method": "onnxruntime dynamic",
+        "weights": "int8 per channel",
+        "ops": list(ops) if ops else ["MatMul"],
+    }
+
+
+def convert_fp16(graph: Path, *, external: bool = False) -> dict[str, object]:
+    """Rewrite ``graph`` in place with float16 weights and arithmetic, its inputs and
+    outputs still float32 (ONNX Runtime's float16 converter, ``keep_io_types``): for GPUs,
+    whose tensor cores run float16; on the CPU it runs, slower, which lets the tests check
+    it. ``external``: the weights live in a ``.data`` file beside the graph."""
+    import tempfile
+
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(graph)), keep_io_types=True)
+    with tempfile.TemporaryDirectory(dir=graph.parent) as tmp:
+        out = Path(tmp) / graph.name
+        onnx.save(model, str(out), save_as_external_data=external, location=graph.name + ".data")
+        for old in graph.parent.glob(graph.name + "*"):
+            old.unlink()
+        for new in Path(tmp).iterdir():
+            new.chmod(0o644)
+            new.replace(graph.parent / new.name)
+    return {"method": "onnxruntime float16 converter", "io": "float32"}

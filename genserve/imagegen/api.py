@@ -194,6 +194,7 @@ KIND = ModelKind(
     oip=OIP,
     timeout_s=300.0,
     cpu_weight=2.0,
+    precisions=("fp32", "int8", "fp16"),
     export="genserve.imagegen.export:export",
     train="genserve.imagegen.train:train",
     steps_key="unet_steps",

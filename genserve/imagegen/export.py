@@ -5,8 +5,16 @@ Three graphs: ``text_encoder.onnx`` (input_ids -> last_hidden_state), ``unet.onn
 unconditional and conditional halves of classifier-free guidance together) and
 ``vae_decoder.onnx`` (latents -> image in [-1, 1]). The tokenizer is written as one
 ``tokenizer.json`` for the ``tokenizers`` library, and ``imagegen.json`` holds what the
-runtime pipeline needs (scheduler config, VAE scaling, sizes). The export fails, leaving
-no ONNX files, unless ONNX Runtime matches PyTorch.
+runtime pipeline needs (scheduler config, VAE scaling, sizes). The UNet's attention is
+fused into ONNX Runtime's MultiHeadAttention kernel (``optimize.fuse_attention``). The
+export fails, leaving no ONNX files, unless ONNX Runtime matches PyTorch.
+
+After the parity check, ``precision="int8"`` quantizes the UNet's matrix products
+(attention projections, feed-forward layers) to int8 weights, its convolutions staying
+float32 (ONNX Runtime's integer convolution is slower on the CPU than its float one);
+``precision="fp16"`` (for GPUs) converts the UNet and the text encoder to float16 with
+float32 inputs and outputs, the VAE staying float32. Their quality against float32 is
+measured by tests/integration/test_imagegen_model.py (``-k precision``), not here.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import numpy as np
 from genserve.artifacts import load_manifest, write_manifest
 from genserve.config import RuntimeSettings
 from genserve.errors import ExportError
-from genserve.exporting import ParityCheck, display_path
+from genserve.exporting import ParityCheck, convert_fp16, display_path, quantize_int8
 from genserve.imagegen.pipeline import (
     SETTINGS_FILE,
     TEXT_FILE,
@@ -51,11 +59,20 @@ def load_pipeline(folder: Path) -> Any:
     )
 
 
-def export(folder: Path, out_dir: Path, *, tolerance: float = 1e-3) -> dict[str, Any]:
-    """Export the three graphs, check them, write a verified model folder."""
+def export(
+    folder: Path,
+    out_dir: Path,
+    *,
+    tolerance: float = 1e-3,
+    precision: str = "fp32",
+    fuse: bool = True,
+) -> dict[str, Any]:
+    """Export the three graphs, check them, write a verified model folder (``fuse``:
+    False leaves the UNet's attention as torch.onnx wrote it, for the benchmark's A/B)."""
     import torch
 
     from genserve.imagegen.modules import TextEncoder, UNet, VaeDecoder
+    from genserve.imagegen.optimize import fuse_attention_file
 
     source = (
         load_manifest(folder, kind="imagegen") if (folder / "genserve.json").is_file() else None
@@ -119,6 +136,7 @@ def export(folder: Path, out_dir: Path, *, tolerance: float = 1e-3) -> dict[str,
             dynamo=True,
             external_data=False,
         )
+    fused = fuse_attention_file(out_dir / UNET_FILE) if fuse else 0
     settings = RuntimeSettings(providers="CPUExecutionProvider")
     try:
         sessions = [
@@ -131,6 +149,12 @@ def export(folder: Path, out_dir: Path, *, tolerance: float = 1e-3) -> dict[str,
         for f in out_dir.iterdir():
             f.unlink()
         raise
+    quantization: dict[str, object] | None = None
+    if precision == "int8":
+        quantization = quantize_int8(out_dir / UNET_FILE, ops=("MatMul",), external=big)
+    elif precision == "fp16":  # the VAE stays float32: its activations overflow float16
+        quantization = convert_fp16(out_dir / UNET_FILE, external=big)
+        convert_fp16(out_dir / TEXT_FILE)
     from transformers import CLIPTokenizerFast  # type: ignore[attr-defined]
 
     fast = CLIPTokenizerFast.from_pretrained(str(folder / "tokenizer"))
@@ -147,6 +171,7 @@ def export(folder: Path, out_dir: Path, *, tolerance: float = 1e-3) -> dict[str,
         # apart), never above the API's bound.
         "max_size": min(MAX_SIDE, 2 * size * scale),
         "max_tokens": max_tokens,
+        "precision": precision,
         "pad_token_id": int(pipe.tokenizer.pad_token_id),
         "eos_token_id": int(pipe.tokenizer.eos_token_id),
     }
@@ -163,10 +188,17 @@ def export(folder: Path, out_dir: Path, *, tolerance: float = 1e-3) -> dict[str,
             "opset": OPSET,
             "torch": torch.__version__,
             "parity_max_abs": worst,
+            "unet_attention_fused": fused,
+            **({"quantization": quantization} if quantization else {}),
         },
         recipe=source.recipe if source else {},
     )
-    return {"parity_max_abs": worst, "folder": str(out_dir)}
+    return {
+        "parity_max_abs": worst,
+        "attention_fused": fused,
+        "precision": precision,
+        "folder": str(out_dir),
+    }
 
 
 def _parity(

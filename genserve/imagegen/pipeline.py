@@ -168,6 +168,7 @@ class ImagePipeline(ServedModel[ImageParams]):
         latents = np.stack([fn((1, *shape))[0] for fn in noise]) * np.float32(sched.init_sigma)
         cfg = bool((scales > 1.0).any())
         context = self.encode([*negative, *prompts]) if cfg else self.encode(list(prompts))
+        context.flags.writeable = False  # the same embeddings every step (IO binding keeps them)
         for i, t in enumerate(sched.timesteps):
             x = sched.scale(latents, i)
             x_in = np.concatenate([x, x]) if cfg else x

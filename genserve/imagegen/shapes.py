@@ -152,3 +152,45 @@ def read(image: np.ndarray) -> tuple[str, str, str]:
     else:
         shape = "circle"
     return shape, colour, background
+
+
+def _object_mask(px: np.ndarray, colour: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """Pixels nearer the object's colour than the background's (along the line between)."""
+    axis = colour - bg
+    t = ((px - bg) @ axis) / float(axis @ axis)
+    return t > 0.5
+
+
+def shape_quality(image: np.ndarray, scene: Scene, shift: int = 3) -> tuple[float, float]:
+    """(overlap, ring) of a 32x32 RGB image drawn for ``scene``.
+
+    overlap: intersection over union of the image's object with the ideal render of the
+    scene, at the best whole-pixel offset within ``shift`` pixels (so a shape drawn a
+    pixel off its place still counts as the right shape). Both masks are taken the same
+    way: pixels nearer the scene's colour than its background's. A clean render scores 1.
+
+    ring: the mean distance, in 0..255 units, of the pixels on the object's edge (one
+    pixel in and one pixel out) from the line between background and object colour.
+    Antialiasing puts edge pixels on that line (a clean render scores about 0); a halo
+    lighter or darker than both colours lies off it.
+    """
+    from scipy import ndimage
+
+    px = image.astype(np.float32)
+    colour = np.array(COLOURS[scene.colour], np.float32)
+    bg = np.array(BACKGROUNDS[scene.background], np.float32)
+    mask = _object_mask(px, colour, bg)
+    ideal = _object_mask(render(scene).astype(np.float32), colour, bg)
+    best = 0.0
+    for dy in range(-shift, shift + 1):
+        for dx in range(-shift, shift + 1):
+            moved = np.roll(ideal, (dy, dx), axis=(0, 1))
+            union = np.logical_or(mask, moved).sum()
+            best = max(best, float(np.logical_and(mask, moved).sum() / max(union, 1)))
+    edge = ndimage.binary_dilation(mask) & ~ndimage.binary_erosion(mask)
+    if not edge.any():
+        return best, 0.0
+    axis = colour - bg
+    t = np.clip(((px[edge] - bg) @ axis) / float(axis @ axis), 0.0, 1.0)
+    off_line = np.linalg.norm(px[edge] - (bg + t[:, None] * axis), axis=1)
+    return best, float(off_line.mean())

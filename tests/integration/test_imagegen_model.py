@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,10 @@ from genserve.imagegen.pipeline import ImageParams
 from tests.conftest import WEIGHTS_DIR
 
 SOURCE = WEIGHTS_DIR / "imagegen"
+# The demo model's shapes against their ideal renders (README "How good the demo models
+# are"): the goal is a mean overlap of 0.95 with no colour ring; these bars hold the level
+# the committed weights reach (0.89 and 14/255), so that it cannot slip unseen.
+OVERLAP_BAR, RING_BAR = 0.87, 16.0
 PROMPTS = [
     "a small red circle at the top left on a blue background",
     "a large yellow triangle in the center on a black background",
@@ -87,25 +92,101 @@ def test_checker_reads_rendered_images() -> None:
     assert right["shape"] / len(scenes) >= 0.98 and right["colour"] / len(scenes) >= 0.98
 
 
-def test_held_out_captions_are_drawn_right(imagegen_model) -> None:
+def _draw_held_out(model) -> tuple[list[shapes.Scene], np.ndarray]:
+    """The held-out captions and one image of each (DDIM 25 steps, guidance 4, seed i)."""
     _, held = shapes.split_scenes()
-    assert len(held) >= 200
     pixels = []
     for i in range(0, len(held), 16):
         chunk = held[i : i + 16]
         pixels.append(
-            imagegen_model.generate(
+            model.generate(
                 [s.caption for s in chunk],
                 [""] * len(chunk),
                 list(range(i, i + len(chunk))),
                 ImageParams(steps=25, guidance=4.0),
             )
         )
-    read = [shapes.read(p) for p in np.concatenate(pixels)]
+    return held, np.concatenate(pixels)
+
+
+def _checker_accuracy(held: list[shapes.Scene], pixels: np.ndarray) -> tuple[float, float]:
+    read = [shapes.read(p) for p in pixels]
     colour = np.mean([r[1] == s.colour for r, s in zip(read, held, strict=True)])
     shape = np.mean([r[0] == s.shape for r, s in zip(read, held, strict=True)])
+    return float(colour), float(shape)
+
+
+@pytest.fixture(scope="module")
+def held_out(imagegen_model) -> tuple[list[shapes.Scene], np.ndarray]:
+    return _draw_held_out(imagegen_model)
+
+
+def test_held_out_captions_are_drawn_right(held_out) -> None:
+    held, pixels = held_out
+    assert len(held) >= 200
+    colour, shape = _checker_accuracy(held, pixels)
     print(f"held-out captions: colour {colour:.1%}, shape {shape:.1%} of {len(held)}")
     assert colour >= 0.8 and shape >= 0.7
+
+
+def test_clean_renders_score_full_overlap_and_no_ring() -> None:
+    train, held = shapes.split_scenes()
+    for s in train[::7] + held[::7]:
+        overlap, ring = shapes.shape_quality(shapes.render(s, (1, -1)), s)
+        assert overlap == 1.0 and ring < 1.0, s.caption
+    # a square drawn as a circle, and a halo lighter than both colours, are caught
+    square = shapes.Scene("square", "orange", "large", "center", "yellow")
+    circle = dataclasses.replace(square, shape="circle")
+    overlap, _ = shapes.shape_quality(shapes.render(circle), square)
+    assert overlap < 0.9
+    haloed = shapes.render(square).copy()
+    haloed[9:23, 8] = haloed[9:23, 23] = 255  # white just outside the left and right sides
+    clean_ring = shapes.shape_quality(shapes.render(square), square)[1]
+    assert shapes.shape_quality(haloed, square)[1] > clean_ring + 5
+
+
+def test_held_out_shapes_against_their_ideal_render(held_out) -> None:
+    """Overlap with the ideal render (straight sides, no pinching) and the colour ring."""
+    held, pixels = held_out
+    quality = np.array([shapes.shape_quality(p, s) for p, s in zip(pixels, held, strict=True)])
+    overlap, ring = quality[:, 0], quality[:, 1]
+    for name in shapes.SHAPES:
+        mine = [s.shape == name for s in held]
+        print(f"{name}: mean overlap {overlap[mine].mean():.3f}")
+    print(f"held-out shapes: mean overlap {overlap.mean():.3f}, ring mean {ring.mean():.1f}")
+    assert overlap.mean() >= OVERLAP_BAR
+    assert ring.mean() <= RING_BAR
+
+
+# Mean absolute pixel difference (0..255) from float32 that each precision may reach on
+# the held-out captions, the same seeds; measured 2026-12-02 (README's quality section).
+PRECISION_PIXEL_BOUND = {"int8": 6.0, "fp16": 1.0}
+
+
+@pytest.mark.parametrize("precision", sorted(PRECISION_PIXEL_BOUND))
+def test_other_precisions_keep_the_checker_accuracy(held_out, precision: str) -> None:
+    """``--precision int8`` and ``fp16`` against float32: the checker's shape and colour
+    accuracy on the held-out captions drop by at most 2 points, and the pixels stay near."""
+    from genserve import kinds
+    from genserve.config import ModelSettings, RuntimeSettings
+    from tests.conftest import MODELS_DIR, built
+
+    name = f"imagegen-{precision}"
+    assert built(name).is_dir()
+    model = kinds.get("imagegen").load(ModelSettings(dir=MODELS_DIR), RuntimeSettings(), name)
+    held, want = held_out
+    _, got = _draw_held_out(model)
+    (colour32, shape32), (colour, shape) = (
+        _checker_accuracy(held, want),
+        _checker_accuracy(held, got),
+    )
+    diff = float(np.abs(got.astype(np.int16) - want.astype(np.int16)).mean())
+    print(
+        f"{precision}: colour {colour:.1%} (float32 {colour32:.1%}), shape {shape:.1%} "
+        f"(float32 {shape32:.1%}), mean pixel difference {diff:.2f}/255"
+    )
+    assert colour >= colour32 - 0.02 and shape >= shape32 - 0.02
+    assert diff <= PRECISION_PIXEL_BOUND[precision]
 
 
 @pytest.mark.parametrize(

@@ -65,10 +65,11 @@ def test_the_makefile_builds_every_kinds_int8_folder() -> None:
     from genserve.exporting import PRECISIONS
 
     makefile = (PROJECT_ROOT / "Makefile").read_text()
-    listed = re.search(r"^INT8_KINDS := (.*)$", makefile, re.M)
+    listed = re.search(r"^PRECISION_MODELS := (.*)$", makefile, re.M)
     assert listed is not None
-    offered = {k.name for k in kinds.kinds() if "int8" in k.precisions}
-    assert set(listed.group(1).split()) == offered == {"translation"}
+    offered = {f"{k.name}-{p}" for k in kinds.kinds() for p in k.precisions if p != "fp32"}
+    assert set(listed.group(1).split()) == offered
+    assert offered >= {"translation-int8", "imagegen-int8", "imagegen-fp16"}
     assert all(set(k.precisions) <= set(PRECISIONS) for k in kinds.kinds())
 
 

@@ -96,3 +96,20 @@ def test_graph_optimisation_and_threads_are_applied(scale_model: Path) -> None:
     opts = s._session.get_session_options()
     assert opts.intra_op_num_threads == 1
     assert opts.graph_optimization_level.name == "ORT_DISABLE_ALL"
+
+
+def test_io_binding_gives_the_same_results_and_keeps_only_read_only_inputs(
+    scale_model: Path,
+) -> None:
+    plain = OnnxSession(scale_model, RuntimeSettings(warmup=False))
+    bound = OnnxSession(scale_model, RuntimeSettings(warmup=False, io_binding=True))
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(bound.run({"x": x})["y"], plain.run({"x": x})["y"])
+    x += 1  # the same writeable array, changed: copied again, not served stale
+    np.testing.assert_array_equal(bound.run({"x": x})["y"], x * 2)
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    first = bound.run({"x": frozen})["y"]
+    kept = bound._binding._kept["x"][1]  # type: ignore[union-attr]
+    assert bound.run({"x": frozen})["y"].tolist() == first.tolist()
+    assert bound._binding._kept["x"][1] is kept  # type: ignore[union-attr]
