@@ -63,3 +63,49 @@ class DigitClassifier:
         if images.dtype == np.uint8:
             images = images.astype(np.float32) / 255.0
         return np.asarray(self._svc.predict(features(images)))
+
+
+def near_duplicate_ratios(
+    samples: dict[int, np.ndarray], *, percentile: float = 2.0, n: int = 100, seed: int = 0
+) -> dict[int, float]:
+    """Per digit: the near-duplicate rate of generated samples over that of real digits.
+
+    ``samples[d]`` holds images of digit ``d`` (N, H, W) in [0, 1] or uint8, N a multiple
+    of ``n``. Images are compared on the classifier's 8x8 grid (real digits go through the
+    same upscale and box-downsample). A pair is a near duplicate when its distance is
+    under the ``percentile``-th percentile of all pairwise distances among the real digits
+    of the class; the rate is the share of such pairs among ``n`` images, averaged over
+    the groups of ``n`` generated images, against the mean of the same number of draws of
+    ``n`` real digits. 1.0 is as varied as the data; a collapsed class is far above.
+    """
+    any_images = next(iter(samples.values()))
+    real_images, labels = digit_images(any_images.shape[-1])
+    rng = np.random.default_rng(seed)
+    ratios: dict[int, float] = {}
+    for digit, images in samples.items():
+        if images.dtype == np.uint8:
+            images = images.astype(np.float32) / 255.0
+        real = features(real_images[labels == digit])
+        threshold = np.percentile(_pairwise(real), percentile)
+        groups = len(images) // n
+        fake_rate = np.mean(
+            [
+                (_pairwise(features(images[g * n : (g + 1) * n])) < threshold).mean()
+                for g in range(groups)
+            ]
+        )
+        real_rate = np.mean(
+            [
+                (_pairwise(real[rng.choice(len(real), n, replace=False)]) < threshold).mean()
+                for _ in range(groups)
+            ]
+        )
+        ratios[digit] = float(fake_rate / max(real_rate, 1e-9))
+    return ratios
+
+
+def _pairwise(x: np.ndarray) -> np.ndarray:
+    """Euclidean distances of every pair of rows (i < j)."""
+    sq = (x * x).sum(1)
+    d = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2.0 * x @ x.T, 0.0))
+    return d[np.triu_indices(len(x), 1)]

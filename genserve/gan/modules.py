@@ -56,11 +56,23 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """AC-GAN discriminator: a real/fake logit and class logits from shared features."""
+    """AC-GAN discriminator: a real/fake logit and class logits from shared features.
 
-    def __init__(self, cfg: GanConfig) -> None:
+    With ``projection`` (Miyato & Koyama, 2018) the class also enters the real/fake logit,
+    as the inner product of a learnt class embedding with the features: the logit then
+    judges "a real digit of this class", and training needs no classification loss.
+
+    With ``minibatch_std`` (Karras et al., 2018) the last feature map gains one channel:
+    the spread of the features across each group of four images, so that a batch of
+    near-identical fakes is told apart from a batch of real digits.
+    """
+
+    def __init__(
+        self, cfg: GanConfig, *, minibatch_std: bool = False, projection: bool = False
+    ) -> None:
         super().__init__()
         b = cfg.base_channels
+        self.minibatch_std = minibatch_std
         self.features = nn.Sequential(
             spectral_norm(nn.Conv2d(cfg.channels, b, 4, 2, 1)),
             nn.LeakyReLU(0.2, True),  # 16
@@ -68,13 +80,25 @@ class Discriminator(nn.Module):
             nn.LeakyReLU(0.2, True),  # 8
             spectral_norm(nn.Conv2d(b * 2, b * 4, 4, 2, 1)),
             nn.LeakyReLU(0.2, True),  # 4
-            nn.Flatten(),
-            nn.Dropout(0.3),
         )
-        flat = b * 4 * (cfg.image_size // 8) ** 2
+        flat = (b * 4 + int(minibatch_std)) * (cfg.image_size // 8) ** 2
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3))
         self.adv = spectral_norm(nn.Linear(flat, 1))
         self.cls = nn.Linear(flat, cfg.num_classes)
+        self.embed = spectral_norm(nn.Embedding(cfg.num_classes, flat)) if projection else None
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.features(x)
-        return self.adv(h).squeeze(1), self.cls(h)
+        if self.minibatch_std:
+            n, c, hh, ww = h.shape
+            group = 4 if n % 4 == 0 else 1
+            spread = h.view(group, -1, c, hh, ww).std(dim=0, unbiased=False)
+            spread = spread.mean(dim=(1, 2, 3)).repeat(group)  # one value per image
+            h = torch.cat([h, spread.view(n, 1, 1, 1).expand(n, 1, hh, ww)], dim=1)
+        h = self.head(h)
+        adv = self.adv(h).squeeze(1)
+        if self.embed is not None and y is not None:
+            adv = adv + (self.embed(y) * h).sum(dim=1)
+        return adv, self.cls(h)

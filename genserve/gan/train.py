@@ -1,14 +1,21 @@
 """``genserve models train gan``: train the demo generator on scikit-learn's digits.
 
-AC-GAN: the discriminator also classifies, and the generator is rewarded for
-images the discriminator labels with the asked-for digit. That reward pulls the samples
-of a class towards its most recognisable digit; ``mode_seeking`` (0 = off, the demo's
-recipe) adds a term that pushes the other way (Mao et al., MSGAN, 2019): for two latents
-of one class the generator is rewarded for images as far apart as the latents. Tried at
-1.0, 0.1 and 0.05 (docs/architecture.md): it trades class accuracy for variety and did
-not bring every digit within 1.5x the real digits' near-duplicate rate. The exported
-weights are an exponential moving average of the generator's. Fixed seed, fixed thread
-count.
+AC-GAN: the discriminator also classifies, and the generator is rewarded for images the
+discriminator labels with the asked-for digit. That reward pulls the samples of a class
+towards its most recognisable digit. The recipe has three ways to push back, each off in
+the committed demo's recipe unless its manifest says otherwise:
+
+- ``mode_seeking`` (Mao et al., MSGAN, 2019): for two latents of one class the
+  generator is rewarded for images as far apart as the latents;
+- ``minibatch_std`` (Karras et al., 2018): the discriminator sees the spread of each
+  group of four images, drawn from one class, so a class whose samples collapse is told
+  apart from the data;
+- ``projection`` (Miyato & Koyama, 2018) with ``class_weight``: the class enters the
+  discriminator's real/fake logit, and ``class_weight`` scales the classification losses
+  (0: none, a projection cGAN; 1: AC-GAN).
+
+docs/architecture.md ("The GAN's variety") has what each gave. The exported weights are
+an exponential moving average of the generator's. Fixed seed, fixed thread count.
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "betas": [0.5, 0.999],
     "ema_decay": 0.995,
     "mode_seeking": 0.0,
+    "minibatch_std": False,
+    "class_weight": 1.0,
+    "projection": False,
     "threads": 2,
     "data": "sklearn.datasets.load_digits, bilinear 8x8 -> 32x32, [-1, 1]",
 }
@@ -55,7 +65,8 @@ def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, An
     images, labels = digit_images(cfg.image_size)
     x_all = torch.from_numpy(images * 2.0 - 1.0)[:, None]
     y_all = torch.from_numpy(labels)
-    g, d = Generator(cfg), Discriminator(cfg)
+    g = Generator(cfg)
+    d = Discriminator(cfg, minibatch_std=recipe["minibatch_std"], projection=recipe["projection"])
     g_ema = copy.deepcopy(g).eval()
     opt_g = torch.optim.Adam(g.parameters(), lr=recipe["lr"], betas=tuple(recipe["betas"]))
     opt_d = torch.optim.Adam(d.parameters(), lr=recipe["lr"], betas=tuple(recipe["betas"]))
@@ -69,33 +80,52 @@ def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, An
         state = {k: v.detach().contiguous() for k, v in g_ema.state_dict().items()}
         save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
 
+    by_class = [torch.nonzero(y_all == c).squeeze(1) for c in range(cfg.num_classes)]
+
+    def draw(n: int) -> torch.Tensor:
+        """Indices of ``n`` real digits. With the minibatch-std feature, rows i, i + n/4,
+        i + n/2 and i + 3n/4 (the discriminator's groups) are digits of one class, and the
+        fakes are asked for the same classes: the spread it sees is within a class, so a
+        class whose samples collapse is told apart from the data."""
+        if not recipe["minibatch_std"]:
+            return torch.randint(len(x_all), (n,), generator=gen)
+        classes = torch.randint(cfg.num_classes, (n // 4,), generator=gen).tolist()
+        picks = [by_class[c][torch.randint(len(by_class[c]), (4,), generator=gen)] for c in classes]
+        return torch.stack(picks, dim=1).reshape(-1)  # (4, n/4) flattened: stride n/4
+
     bs = recipe["batch_size"]
     started = time.monotonic()
     bar = tqdm(range(recipe["steps"]), desc="train gan", disable=not progress, unit="step")
     for step in bar:
-        idx = torch.randint(len(x_all), (bs,), generator=gen)
+        idx = draw(bs)
         real, y_real = x_all[idx], y_all[idx]
         # A random shift of up to 2 pixels keeps the discriminator from memorising 1,797 images.
         dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=gen))
         real = torch.roll(real, shifts=(dy, dx), dims=(2, 3))
         z = torch.randn(bs, cfg.z_dim, generator=gen)
-        y_fake = torch.randint(cfg.num_classes, (bs,), generator=gen)
+        y_fake = (
+            y_real
+            if recipe["minibatch_std"]
+            else torch.randint(cfg.num_classes, (bs,), generator=gen)
+        )
         fake = g(z, onehot(y_fake))
 
-        adv_r, cls_r = d(real)
-        adv_f, cls_f = d(fake.detach())
+        adv_r, cls_r = d(real, y_real)
+        adv_f, cls_f = d(fake.detach(), y_fake)
         loss_d = (
             bce(adv_r, torch.full_like(adv_r, 0.9))
             + bce(adv_f, torch.zeros_like(adv_f))
-            + F.cross_entropy(cls_r, y_real)
-            + F.cross_entropy(cls_f, y_fake)
+            + recipe["class_weight"]
+            * (F.cross_entropy(cls_r, y_real) + F.cross_entropy(cls_f, y_fake))
         )
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
 
-        adv_f, cls_f = d(fake)
-        loss_g = bce(adv_f, torch.ones_like(adv_f)) + F.cross_entropy(cls_f, y_fake)
+        adv_f, cls_f = d(fake, y_fake)
+        loss_g = bce(adv_f, torch.ones_like(adv_f)) + recipe["class_weight"] * F.cross_entropy(
+            cls_f, y_fake
+        )
         if recipe["mode_seeking"]:
             z2 = torch.randn(bs, cfg.z_dim, generator=gen)
             fake2 = g(z2, onehot(y_fake))

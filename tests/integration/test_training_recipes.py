@@ -19,6 +19,15 @@ def test_gan_recipe(tmp_path: Path) -> None:
     assert load_manifest(tmp_path, kind="gan").recipe["steps"] == 3
 
 
+def test_gan_recipe_with_every_variety_option(tmp_path: Path) -> None:
+    from genserve.gan.train import train
+
+    options = {"minibatch_std": True, "projection": True, "class_weight": 0.0}
+    train(tmp_path, progress=False, steps=3, mode_seeking=0.05, **options)
+    recipe = load_manifest(tmp_path, kind="gan").recipe
+    assert {k: recipe[k] for k in options} == options and recipe["mode_seeking"] == 0.05
+
+
 def test_translation_recipe(tmp_path: Path) -> None:
     from genserve.translation.train import train
 
