@@ -104,11 +104,7 @@ def quantize_int8(
                 reduce_range=False,
                 use_external_data_format=external,
             )
-            for old in graph.parent.glob(graph.name + "*"):
-                old.unlink()
-            for new in Path(tmp).iterdir():
-                new.chmod(0o644)  # as the exporter's own files (the data file comes 0600)
-                new.replace(graph.parent / new.name)
+            _replace(graph, Path(tmp))
     finally:
         root.setLevel(level)
     return {
@@ -132,9 +128,16 @@ def convert_fp16(graph: Path, *, external: bool = False) -> dict[str, object]:
     with tempfile.TemporaryDirectory(dir=graph.parent) as tmp:
         out = Path(tmp) / graph.name
         onnx.save(model, str(out), save_as_external_data=external, location=graph.name + ".data")
-        for old in graph.parent.glob(graph.name + "*"):
-            old.unlink()
-        for new in Path(tmp).iterdir():
-            new.chmod(0o644)
-            new.replace(graph.parent / new.name)
+        _replace(graph, Path(tmp))
     return {"method": "onnxruntime float16 converter", "io": "float32"}
+
+
+def _replace(graph: Path, written: Path) -> None:
+    """Put the rewritten ``graph`` (and its weight file, if any) from the folder
+    ``written`` in place of the old one, readable as the exporter's own files are (the
+    writers make the weight file 0600)."""
+    for old in graph.parent.glob(graph.name + "*"):
+        old.unlink()
+    for new in written.iterdir():
+        new.chmod(0o644)
+        new.replace(graph.parent / new.name)

@@ -76,12 +76,6 @@ def _sd15_random(folder: Path, demo: Path) -> None:
     pipe.save_pretrained(str(folder), safe_serialization=True)
 
 
-def _variant(src: Path, dst: Path) -> Path:
-    """A copy of a model folder to rewrite (onnx refuses hard-linked weight files)."""
-    shutil.copytree(src, dst)
-    return dst
-
-
 def bench(threads: int, repeats: int = 2) -> list[dict[str, Any]]:
     import torch
     from tqdm import tqdm
@@ -105,9 +99,10 @@ def bench(threads: int, repeats: int = 2) -> list[dict[str, Any]]:
                 _sd15_random(sd15, demo)
             raw = Path(tmp) / f"onnx-{side}"
             export(folder, raw, tolerance=1e-2, fuse=False)
-            fused = _variant(raw, Path(tmp) / f"onnx-{side}-fused")
+            # copies, not links: onnx refuses hard-linked weight files
+            fused = Path(shutil.copytree(raw, Path(tmp) / f"onnx-{side}-fused"))
             fuse_attention_file(fused / UNET_FILE)
-            int8 = _variant(fused, Path(tmp) / f"onnx-{side}-int8")
+            int8 = Path(shutil.copytree(fused, Path(tmp) / f"onnx-{side}-int8"))
             big = any(f.suffix == ".data" for f in int8.iterdir())
             quantize_int8(int8 / UNET_FILE, ops=("MatMul",), external=big)
             params = ImageParams(steps=steps, guidance=7.5, width=side, height=side)
