@@ -11,6 +11,7 @@ finished are dropped from the decoder batch at once, so their cost stops too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
@@ -77,6 +78,18 @@ class DecoderState:
             positions,
         )
 
+    def reorder(self, rows: np.ndarray) -> DecoderState:
+        """Each row takes the past of ``rows``' row, which has the same source (a beam
+        takes another beam's past within its item): the sources are left as they are."""
+        return DecoderState(
+            self.cross_keys,
+            self.cross_values,
+            self.mask,
+            self.past_keys[:, rows],
+            self.past_values[:, rows],
+            self.positions[rows],
+        )
+
     def extend(self, other: DecoderState) -> DecoderState:
         """These rows, then ``other``'s: sources and pasts padded on the right to the
         longer one (masked by ``mask`` and ``positions``)."""
@@ -140,27 +153,39 @@ def _process(logits: np.ndarray, cfg: SearchConfig, steps: np.ndarray) -> np.nda
 
 
 def top_sorted(scores: np.ndarray, n: int) -> np.ndarray:
-    """``np.argsort(-scores, axis=1, kind="stable")[:, :n]`` without sorting whole rows:
-    the n-th largest value by partition, then the candidates at or above it (ties
-    included) ordered by value, then index. A beam step ranks beams x vocabulary
-    candidates (232,404 per item at opus-mt size), where a full sort cost more than the
-    decoder step itself."""
-    width = scores.shape[1]
-    if n >= width:
+    """``np.argsort(-scores, axis=1, kind="stable")[:, :n]`` without sorting whole rows.
+
+    A beam step ranks beams x vocabulary candidates (232,404 per item at opus-mt size),
+    where a full sort, and even a partition, cost more than the decoder step. Each row is
+    cut into chunks (about the square root of its width, at least ``4 n``); the n-th
+    largest of the chunks' maxima is at most the row's n-th largest value, so the
+    candidates are the values at or above it (ties included) in the chunks whose maximum
+    reaches it, and in the few columns past the last whole chunk. Only those are ordered,
+    by value, then index."""
+    rows, width = scores.shape
+    chunks = max(4 * n, math.isqrt(width))
+    if n >= width or width < 8 * chunks:  # narrow rows: sorting them is cheap
         return np.argsort(-scores, axis=1, kind="stable")[:, :n]
-    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
-    kth = np.take_along_axis(scores, part, axis=1).min(axis=1)
-    out = np.empty((scores.shape[0], n), np.int64)
-    for row in range(scores.shape[0]):
-        cand = np.flatnonzero(scores[row] >= kth[row])
-        out[row] = cand[np.lexsort((cand, -scores[row, cand]))[:n]]
-    return out
+    span = width // chunks
+    body = scores[:, : span * chunks].reshape(rows, chunks, span)
+    maxima = body.max(axis=2)
+    bound = np.partition(maxima, chunks - n, axis=1)[:, chunks - n]
+    hit_row, hit_chunk = np.nonzero(maxima >= bound[:, None])
+    block = body[hit_row, hit_chunk]  # (chunks reached, span)
+    at, offset = np.nonzero(block >= bound[hit_row, None])
+    tail_row, tail_col = np.nonzero(scores[:, span * chunks :] >= bound[:, None])
+    row = np.concatenate([hit_row[at], tail_row])  # at least n per row
+    col = np.concatenate([hit_chunk[at] * span + offset, tail_col + span * chunks])
+    order = np.lexsort((col, -scores[row, col], row))
+    first = np.searchsorted(row[order], np.arange(rows))  # each row's best candidate
+    return col[order][first[:, None] + np.arange(n)]
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
-    m = x.max(axis=-1, keepdims=True)
-    shifted = x - m
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    """Along the last axis; one new array (the vocabulary is wide: every pass counts)."""
+    shifted = x - x.max(axis=-1, keepdims=True)
+    shifted -= np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return shifted
 
 
 def _admit(
@@ -209,10 +234,13 @@ def greedy(
             break
         logits, present_keys, present_values = step(tokens, state)
         state.advance(present_keys, present_values)
-        scores = log_softmax(logits)
-        logits = _process(logits, cfg, steps)
-        nxt = logits.argmax(axis=-1)
-        chosen = scores[np.arange(len(nxt)), nxt]
+        # The chosen tokens' log_softmax, without the whole matrix: log_softmax's first
+        # step before _process changes logits, its normaliser only where it is read.
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        nxt = _process(logits, cfg, steps).argmax(axis=-1)
+        chosen = shifted[np.arange(len(nxt)), nxt] - np.log(
+            np.exp(shifted, out=shifted).sum(axis=-1)
+        )
         for row, tok, sc in zip(ids, nxt, chosen, strict=True):
             hyps[row].tokens.append(int(tok))
             hyps[row].score += float(sc)
@@ -308,9 +336,10 @@ def beam_search(
         logits, present_keys, present_values = step(tokens, state)
         state.advance(present_keys, present_values)
         row_steps = np.repeat(beams.steps, k)
-        log_probs = _process(log_softmax(logits.astype(np.float32)), cfg, row_steps)
+        log_probs = _process(log_softmax(logits.astype(np.float32, copy=False)), cfg, row_steps)
         vocab = log_probs.shape[-1]
-        acc = (log_probs.reshape(nb, k, vocab) + beams.running_scores[:, :, None]).reshape(nb, -1)
+        log_probs.reshape(nb, k, vocab)[...] += beams.running_scores[:, :, None]
+        acc = log_probs.reshape(nb, -1)
         top = top_sorted(acc, n_keep)
         top_scores = np.take_along_axis(acc, top, axis=1)
         top_beam, top_tok = top // vocab, top % vocab
@@ -364,8 +393,11 @@ def beam_search(
             if done is not None:
                 done(item, results[item])
         keep_items = np.flatnonzero(searching)
-        keep_rows = (keep_items[:, None] * k + np.arange(k)).reshape(-1)
-        state = state.take(rows[keep_rows])
+        if len(keep_items) == nb:  # every item searches on: its beams swap pasts
+            state = state.reorder(rows)
+        else:
+            keep_rows = (keep_items[:, None] * k + np.arange(k)).reshape(-1)
+            state = state.take(rows[keep_rows])
         tokens = new_tok[keep_items].reshape(-1, 1)
         beams = beams.take(keep_items)
     return [results[i] for i in own]

@@ -80,7 +80,6 @@ class Seq2Seq:
             config["heads"],
             config["head_dim"],
         )
-        self._last_attention = np.zeros(0, np.float32)
 
     def empty(self) -> DecoderState:
         """A state with no rows: an iterative search starts from it (rows join later)."""
@@ -101,8 +100,14 @@ class Seq2Seq:
     def step(
         self, tokens: np.ndarray, state: DecoderState
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One decoder step; keeps the step's cross-attention for ``attention``."""
-        out = self.decoder.run(
+        """One decoder step: logits, present keys, present values (the search's step)."""
+        out = self._run_step(tokens, state)
+        return out["logits"], out["present_keys"], out["present_values"]
+
+    def _run_step(self, tokens: np.ndarray, state: DecoderState) -> dict[str, np.ndarray]:
+        """One decoder step, every output (the cross-attention too). Nothing is kept on
+        ``self``: two batches may decode at once (the batcher's ``concurrency``)."""
+        return self.decoder.run(
             {
                 "input_ids": tokens,
                 "encoder_attention_mask": state.mask,
@@ -113,8 +118,6 @@ class Seq2Seq:
                 "positions": state.positions,
             }
         )
-        self._last_attention = out["cross_attentions"]
-        return out["logits"], out["present_keys"], out["present_values"]
 
     def search_config(self, options: Options) -> SearchConfig:
         c = self.config
@@ -148,9 +151,9 @@ class Seq2Seq:
         )
         steps = []
         for t in range(longest):
-            _, present_keys, present_values = self.step(inputs[:, t : t + 1], state)
-            state.advance(present_keys, present_values)
-            steps.append(self._last_attention)  # (L, N, H, S)
+            out = self._run_step(inputs[:, t : t + 1], state)
+            state.advance(out["present_keys"], out["present_values"])
+            steps.append(out["cross_attentions"])  # (L, N, H, S)
         return np.stack(steps, axis=3).transpose(1, 0, 2, 3, 4)
 
 
