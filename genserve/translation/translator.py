@@ -105,8 +105,8 @@ class Seq2Seq:
         return out["logits"], out["present_keys"], out["present_values"]
 
     def _run_step(self, tokens: np.ndarray, state: DecoderState) -> dict[str, np.ndarray]:
-        """One decoder step, every output (the cross-attention too). Nothing is kept on
-        ``self``: two batches may decode at once (the batcher's ``concurrency``)."""
+        """One decoder step, every output (the cross-attention too); nothing is kept on
+        ``self``, so the attention pass reads what its own step returned."""
         return self.decoder.run(
             {
                 "input_ids": tokens,
