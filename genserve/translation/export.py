@@ -9,14 +9,17 @@ interface is ours and stable across transformers versions:
     and values, computed once per request.
 ``decoder.onnx``
     one step with a self-attention KV cache: input_ids (B, 1), encoder_attention_mask
-    (B, S), past_keys, past_values (L, B, H, T, Dh; T = 0 on the first step),
-    cross_keys, cross_values, positions (B,: how many tokens each row has had; its past
-    is the cache's first ``positions`` columns, the rest padding, so rows that joined a
-    running batch late (search.py) sit beside the others; T for every row when they
-    started together) -> logits (B, V), present_keys, present_values (L, B, H, T+1, Dh;
-    row i's new key and value at column positions[i]) and
-    cross_attentions (L, B, H, S): the weights this step's query put on each source
-    token, per layer and head.
+    (B, S), positions (B,), and per decoder layer i past_keys_i, past_values_i
+    (B, H, T, Dh) and cross_keys_i, cross_values_i (B, H, S, Dh) (one tensor per layer:
+    ONNX Runtime reads the caller's arrays in place, where a stacked input was split, a
+    copy, every step). positions: how many tokens each row has had; its past is the
+    cache's first ``positions`` columns, the rest padding (spare columns the caller keeps
+    so that the cache is not copied every step, and rows that joined a running batch
+    late, search.py, sit beside the others) -> logits (B, V), new_keys, new_values
+    (L, B, H, 1, Dh; this step's key and value of each row, which the caller writes at
+    column positions[i]: the graph never copies the cache) and cross_attentions
+    (L, B, H, S): the weights this step's query put on each source token, per layer and
+    head.
 
 Beside them: the tokenizer files, ``translation.json`` (decoding defaults) and, for a
 demo model trained on genserve's generated corpus, ``source_words.json`` (the source
@@ -48,6 +51,7 @@ from genserve.translation.files import (
     SOURCE_WORDS_FILE,
     TOKENIZER_FILES,
 )
+from genserve.translation.search import CACHE_CHUNK, CACHE_INPUTS, DecoderState
 
 OPSET = 18
 
@@ -138,9 +142,23 @@ def export_graphs(model: Any, out_dir: Path, *, tolerance: float = 1e-4) -> dict
             external_data=False,
         )
         ck, cv = enc(ids, mask)
-        pk = torch.zeros(layers, 2, heads, 3, head_dim)
+        pk = [torch.zeros(2, heads, 3, head_dim) for _ in range(layers)]
         positions = torch.tensor([3, 1])
-        step_args = (torch.tensor([[5], [6]]), mask, pk, pk.clone(), ck, cv, positions)
+        step_args = (
+            torch.tensor([[5], [6]]),
+            mask,
+            positions,
+            pk,
+            [p.clone() for p in pk],
+            list(ck),
+            list(cv),
+        )
+        per_layer = {
+            "past_keys": {0: batch, 2: past},
+            "past_values": {0: batch, 2: past},
+            "cross_keys": {0: batch, 2: src},
+            "cross_values": {0: batch, 2: src},
+        }
         torch.onnx.export(
             dec,
             step_args,
@@ -148,21 +166,15 @@ def export_graphs(model: Any, out_dir: Path, *, tolerance: float = 1e-4) -> dict
             input_names=[
                 "input_ids",
                 "encoder_attention_mask",
-                "past_keys",
-                "past_values",
-                "cross_keys",
-                "cross_values",
                 "positions",
+                *(f"{name}_{i}" for name in CACHE_INPUTS for i in range(layers)),
             ],
-            output_names=["logits", "present_keys", "present_values", "cross_attentions"],
+            output_names=["logits", "new_keys", "new_values", "cross_attentions"],
             dynamic_shapes={
                 "input_ids": {0: batch},
                 "encoder_attention_mask": {0: batch, 1: src},
-                "past_keys": {1: batch, 3: past},
-                "past_values": {1: batch, 3: past},
-                "cross_keys": {1: batch, 3: src},
-                "cross_values": {1: batch, 3: src},
                 "positions": {0: batch},
+                **{name: [dims] * layers for name, dims in per_layer.items()},
             },
             opset_version=OPSET,
             dynamo=True,
@@ -288,55 +300,31 @@ def _parity(
         hf_k0.numpy()[valid],
     )
 
-    layers, heads, head_dim = ck.shape[0], ck.shape[2], ck.shape[4]
-    pk = np.zeros((layers, 3, heads, 0, head_dim), np.float32)
-    pv = pk.copy()
+    def step(tokens: np.ndarray, state: DecoderState) -> dict[str, np.ndarray]:
+        return dec_s.run(state.feeds(tokens))
+
+    state = DecoderState.start(ck, cv, mask)
     tokens = np.zeros((3, 1), np.int64)
     steps, fed = [], []
-
-    def step(
-        tokens: np.ndarray,
-        pk: np.ndarray,
-        pv: np.ndarray,
-        rows: slice,
-        positions: np.ndarray,
-    ) -> dict[str, np.ndarray]:
-        return dec_s.run(
-            {
-                "input_ids": tokens,
-                "encoder_attention_mask": mask[rows],
-                "past_keys": pk,
-                "past_values": pv,
-                "cross_keys": ck[:, rows],
-                "cross_values": cv[:, rows],
-                "positions": positions,
-            }
-        )
-
-    for t in range(4):
-        out = step(tokens, pk, pv, slice(None), np.full(3, t))
+    for _ in range(4):
+        out = step(tokens, state)
         fed.append(tokens)
         steps.append(out["logits"])
-        pk, pv = out["present_keys"], out["present_values"]
+        state.advance(out["new_keys"], out["new_values"])
         tokens = out["logits"].argmax(-1)[:, None]
-    # A row beside longer ones (as after joining a running batch late, search.py): row
-    # 2's first two steps again, its past followed by two padding columns, must give the
-    # same logits.
-    late = slice(2, 3)
-    lk = np.zeros((layers, 1, heads, 0, head_dim), np.float32)
-    lv = lk.copy()
+    # A row with more padding columns (as after joining a running batch late beside
+    # longer rows, search.py): row 2's first two steps again, its cache two chunks
+    # wider, must give the same logits.
+    late = DecoderState.start(ck[:, 2:3], cv[:, 2:3], mask[2:3])
+    wider = [(0, 0), (0, 0), (0, 0), (0, 2 * CACHE_CHUNK), (0, 0)]
+    late.past_keys, late.past_values = (
+        np.pad(late.past_keys, wider),
+        np.pad(late.past_values, wider),
+    )
     for t in range(2):
-        padding = np.zeros((layers, 1, heads, 2, head_dim), np.float32)
-        out = step(
-            fed[t][late],
-            np.concatenate([lk, padding], axis=3),
-            np.concatenate([lv, padding], axis=3),
-            late,
-            np.array([t]),
-        )
-        parity.compare(f"decoder logits of a padded row at step {t}", out["logits"], steps[t][late])
-        lk = out["present_keys"][:, :, :, : t + 1]
-        lv = out["present_values"][:, :, :, : t + 1]
+        out = step(fed[t][2:3], late)
+        parity.compare(f"decoder logits of a padded row at step {t}", out["logits"], steps[t][2:3])
+        late.advance(out["new_keys"], out["new_values"])
     # transformers, teacher-forced on the same tokens
     decoder_input = np.concatenate(
         [np.zeros((3, 1), np.int64)] + [s.argmax(-1)[:, None] for s in steps[:-1]], axis=1

@@ -3,8 +3,9 @@
 Build-time only (imports torch). ``export.py`` traces these two modules; they reuse the
 Marian model's own layers and weights but lay the computation out so that the exported
 graphs have genserve's interface (see ``export.py``): the encoder returns every decoder
-layer's cross-attention keys and values, and the decoder step takes and returns a stacked
-self-attention KV cache and returns its cross-attention weights.
+layer's cross-attention keys and values, and the decoder step takes each layer's
+self-attention KV cache (read only) and returns this step's keys and values and its
+cross-attention weights.
 """
 
 from __future__ import annotations
@@ -91,7 +92,9 @@ class MarianEncoderExport(nn.Module):
 
 
 class MarianDecoderStepExport(nn.Module):
-    """One decoder step with a self-attention KV cache (see ``export.py`` for the tensors)."""
+    """One decoder step with a self-attention KV cache (see ``export.py`` for the tensors): the
+    caches come one tensor per layer, so that ONNX Runtime reads the caller's arrays
+    where they are instead of splitting a stacked copy every step."""
 
     def __init__(self, model: Any) -> None:
         super().__init__()
@@ -104,32 +107,34 @@ class MarianDecoderStepExport(nn.Module):
         self,
         input_ids: torch.Tensor,
         encoder_attention_mask: torch.Tensor,
-        past_keys: torch.Tensor,
-        past_values: torch.Tensor,
-        cross_keys: torch.Tensor,
-        cross_values: torch.Tensor,
         positions: torch.Tensor,
+        past_keys: list[torch.Tensor],
+        past_values: list[torch.Tensor],
+        cross_keys: list[torch.Tensor],
+        cross_values: list[torch.Tensor],
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         dec = self.decoder
         h = dec.embed_tokens(input_ids) * dec.embed_scale
         h = h + dec.embed_positions.weight[positions][:, None]  # each row its own position
         cross_mask = additive_mask(encoder_attention_mask)
-        # Row i's past is columns [0, positions[i]) of the cache (right-padded when rows
-        # started at different steps); its new key and value go to column positions[i],
-        # so a row's columns are where they would be alone, and it attends to them only.
-        columns = torch.arange(past_keys.shape[3] + 1)[None]
-        here = (columns == positions[:, None])[:, None, :, None]  # (B, 1, T+1, 1)
-        self_mask = additive_mask((columns <= positions[:, None]).long())
+        # Row i's past is columns [0, positions[i]) of the cache, the rest padding (spare
+        # columns, or rows that joined a running batch late: search.py). The new key and
+        # value are attended to beside the past, not written into a copy of it: the step
+        # returns only them, and the caller writes them at column positions[i] in place.
+        columns = torch.arange(past_keys[0].shape[2])[None]
+        past_mask = additive_mask((columns < positions[:, None]).long())  # (B, 1, 1, T)
         new_keys, new_values, attentions = [], [], []
         for i, layer in enumerate(dec.layers):
             a = layer.self_attn
-            k_new = self.heads.split(a.k_proj(h))  # (B, H, 1, Dh)
+            q = self.heads.split(a.q_proj(h))  # (B, H, 1, Dh)
+            k_new = self.heads.split(a.k_proj(h))
             v_new = self.heads.split(a.v_proj(h))
-            k = torch.where(here, k_new, torch.cat([past_keys[i], torch.zeros_like(k_new)], 2))
-            v = torch.where(here, v_new, torch.cat([past_values[i], torch.zeros_like(v_new)], 2))
-            new_keys.append(k)
-            new_values.append(v)
-            out, _ = attend(self.heads.split(a.q_proj(h)), k, v, self_mask, a.scaling)
+            new_keys.append(k_new)
+            new_values.append(v_new)
+            past = torch.matmul(q, past_keys[i].transpose(2, 3)) * a.scaling + past_mask
+            here = (q * k_new).sum(-1, keepdim=True) * a.scaling  # (B, H, 1, 1)
+            weights = torch.softmax(torch.cat([past, here], -1), dim=-1)
+            out = torch.matmul(weights[..., :-1], past_values[i]) + weights[..., -1:] * v_new
             h = layer.self_attn_layer_norm(h + a.out_proj(self.heads.merge(out)))
             c = layer.encoder_attn
             out, weights = attend(

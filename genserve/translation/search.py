@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,42 +39,74 @@ class Hypothesis:
     score: float  # beam: the length-penalised score; greedy: the sum of log-probabilities
 
 
+CACHE_CHUNK = 16  # the self-attention cache grows this many columns at a time
+# The decoder step's per-layer inputs: ``{name}_{layer}``, each (N, H, T or S, Dh).
+CACHE_INPUTS = ("past_keys", "past_values", "cross_keys", "cross_values")
+
+
+def cache_width(longest: int) -> int:
+    """Cache columns for rows whose longest past is ``longest`` tokens: room for the next
+    step's key, rounded up to whole chunks (so the cache is copied once every
+    ``CACHE_CHUNK`` steps, not every step)."""
+    return CACHE_CHUNK * (longest // CACHE_CHUNK + 1)
+
+
 @dataclass
 class DecoderState:
     """Everything the decoder step needs besides the new tokens; rows along axis 1 / 0.
 
-    Rows may have started at different steps (iteration-level batching: a row joins a
-    running search between two steps). ``positions`` says how many tokens each row has
-    had: its past is the first ``positions`` columns of the cache, the rest is padding
-    it never attends to, so each row's columns are where they would be alone."""
+    The self-attention cache has spare columns: row i's past is its first
+    ``positions[i]`` columns and the rest is padding it never attends to. The decoder
+    step returns only each row's new key and value, which ``advance`` writes in place at
+    column ``positions[i]``; the cache grows by whole chunks. Rows may have started at
+    different steps (iteration-level batching: a row joins a running search between two
+    steps), so each row's columns are where they would be alone."""
 
     cross_keys: np.ndarray  # (L, N, H, S, Dh)
     cross_values: np.ndarray
     mask: np.ndarray  # (N, S) int64
-    past_keys: np.ndarray  # (L, N, H, T, Dh)
+    past_keys: np.ndarray  # (L, N, H, W, Dh), W > every position
     past_values: np.ndarray
-    positions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (N,)
+    positions: np.ndarray  # (N,) int64: tokens each row has had
 
-    def __post_init__(self) -> None:
-        if len(self.positions) != self.rows:  # every row started together: all at T
-            self.positions = np.full(self.rows, self.past_keys.shape[3], np.int64)
+    @classmethod
+    def start(
+        cls, cross_keys: np.ndarray, cross_values: np.ndarray, mask: np.ndarray
+    ) -> DecoderState:
+        """Encoded rows before their first step: an empty cache, one chunk wide."""
+        layers, rows, heads, _, head_dim = cross_keys.shape
+        past = np.zeros((layers, rows, heads, cache_width(0), head_dim), np.float32)
+        return cls(cross_keys, cross_values, mask, past, past.copy(), np.zeros(rows, np.int64))
 
     @property
     def rows(self) -> int:
         return int(self.mask.shape[0])
 
+    def feeds(self, tokens: np.ndarray) -> dict[str, np.ndarray]:
+        """The decoder step's inputs (export.py): each layer's caches are views of the
+        stacked arrays, which ONNX Runtime reads without a copy."""
+        out = {
+            "input_ids": tokens,
+            "encoder_attention_mask": self.mask,
+            "positions": self.positions,
+        }
+        for name in CACHE_INPUTS:
+            stacked = getattr(self, name)
+            out.update((f"{name}_{i}", stacked[i]) for i in range(len(stacked)))
+        return out
+
     def take(self, rows: np.ndarray) -> DecoderState:
         """These rows only, without the padding columns none of them needs (of rows that
-        left: past columns beyond the longest past kept, source columns nobody reads)."""
+        left: past chunks beyond the longest past kept, source columns nobody reads)."""
         positions, src = self.positions[rows], self.mask[rows]
-        t = int(positions.max(initial=0))
+        width = cache_width(int(positions.max(initial=0)))
         s = int(np.flatnonzero(src.any(axis=0)).max(initial=-1)) + 1
         return DecoderState(
             self.cross_keys[:, rows, :, :s],
             self.cross_values[:, rows, :, :s],
             src[:, :s],
-            self.past_keys[:, rows, :, :t],
-            self.past_values[:, rows, :, :t],
+            self.past_keys[:, rows, :, :width],
+            self.past_values[:, rows, :, :width],
             positions,
         )
 
@@ -113,13 +145,20 @@ class DecoderState:
             np.concatenate([self.positions, other.positions]),
         )
 
-    def advance(self, present_keys: np.ndarray, present_values: np.ndarray) -> None:
-        """After a step: the caches it returned (each row's new column at its position),
-        without columns beyond the longest past; one more token for every row."""
+    def advance(self, new_keys: np.ndarray, new_values: np.ndarray) -> None:
+        """After a step: each row's new key and value (L, N, H, 1, Dh) written at its
+        position (in place: a state's cache is its own), one more token for every row,
+        and another chunk of columns when the longest past fills the cache."""
+        rows = np.arange(self.rows)
+        # advanced indices split by a slice come first: (N, L, H, Dh)
+        self.past_keys[:, rows, :, self.positions] = new_keys[:, :, :, 0].swapaxes(0, 1)
+        self.past_values[:, rows, :, self.positions] = new_values[:, :, :, 0].swapaxes(0, 1)
         self.positions = self.positions + 1
-        t = int(self.positions.max(initial=0))
-        self.past_keys = present_keys[:, :, :, :t]
-        self.past_values = present_values[:, :, :, :t]
+        width = cache_width(int(self.positions.max(initial=0)))
+        if width > self.past_keys.shape[3]:
+            grow = [(0, 0), (0, 0), (0, 0), (0, width - self.past_keys.shape[3]), (0, 0)]
+            self.past_keys = np.pad(self.past_keys, grow)
+            self.past_values = np.pad(self.past_values, grow)
 
 
 @dataclass
@@ -135,7 +174,7 @@ JoinFn = Callable[[], Joiners | None]  # asked before every step; None: nobody n
 DoneFn = Callable[[Hashable, Hypothesis], None]  # a row finished (it has left the batch)
 
 
-# (tokens (N, 1), state) -> (logits (N, V) float32, present_keys, present_values)
+# (tokens (N, 1), state) -> (logits (N, V) float32, new_keys, new_values (L, N, H, 1, Dh))
 StepFn = Callable[[np.ndarray, DecoderState], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
@@ -232,8 +271,8 @@ def greedy(
         steps = np.concatenate([steps, np.zeros(len(joined), np.int64)])
         if not ids:
             break
-        logits, present_keys, present_values = step(tokens, state)
-        state.advance(present_keys, present_values)
+        logits, new_keys, new_values = step(tokens, state)
+        state.advance(new_keys, new_values)
         # The chosen tokens' log_softmax, without the whole matrix: log_softmax's first
         # step before _process changes logits, its normaliser only where it is read.
         shifted = logits - logits.max(axis=-1, keepdims=True)
@@ -333,8 +372,8 @@ def beam_search(
         if nb == 0:
             break
         cur_len = (beams.steps + 1).astype(np.float64)  # the start token plus the tokens so far
-        logits, present_keys, present_values = step(tokens, state)
-        state.advance(present_keys, present_values)
+        logits, new_keys, new_values = step(tokens, state)
+        state.advance(new_keys, new_values)
         row_steps = np.repeat(beams.steps, k)
         log_probs = _process(log_softmax(logits.astype(np.float32, copy=False)), cfg, row_steps)
         vocab = log_probs.shape[-1]

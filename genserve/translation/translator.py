@@ -83,9 +83,8 @@ class Seq2Seq:
 
     def empty(self) -> DecoderState:
         """A state with no rows: an iterative search starts from it (rows join later)."""
-        shape = (self.layers, 0, self.heads, 0, self.head_dim)
-        e = np.zeros(shape, np.float32)
-        return DecoderState(e, e.copy(), np.zeros((0, 0), np.int64), e.copy(), e.copy())
+        e = np.zeros((self.layers, 0, self.heads, 0, self.head_dim), np.float32)
+        return DecoderState.start(e, e.copy(), np.zeros((0, 0), np.int64))
 
     def encode(self, rows: list[list[int]]) -> DecoderState:
         """Run the encoder on right-padded id rows; returns the decoder's initial state."""
@@ -94,30 +93,19 @@ class Seq2Seq:
         ids = np.array([r + [pad] * (width - len(r)) for r in rows], np.int64)
         mask = np.array([[1] * len(r) + [0] * (width - len(r)) for r in rows], np.int64)
         out = self.encoder.run({"input_ids": ids, "attention_mask": mask})
-        empty = np.zeros((self.layers, len(rows), self.heads, 0, self.head_dim), np.float32)
-        return DecoderState(out["cross_keys"], out["cross_values"], mask, empty, empty.copy())
+        return DecoderState.start(out["cross_keys"], out["cross_values"], mask)
 
     def step(
         self, tokens: np.ndarray, state: DecoderState
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One decoder step: logits, present keys, present values (the search's step)."""
+        """One decoder step: logits, each row's new key and value (the search's step)."""
         out = self._run_step(tokens, state)
-        return out["logits"], out["present_keys"], out["present_values"]
+        return out["logits"], out["new_keys"], out["new_values"]
 
     def _run_step(self, tokens: np.ndarray, state: DecoderState) -> dict[str, np.ndarray]:
         """One decoder step, every output (the cross-attention too); nothing is kept on
         ``self``, so the attention pass reads what its own step returned."""
-        return self.decoder.run(
-            {
-                "input_ids": tokens,
-                "encoder_attention_mask": state.mask,
-                "past_keys": state.past_keys,
-                "past_values": state.past_values,
-                "cross_keys": state.cross_keys,
-                "cross_values": state.cross_values,
-                "positions": state.positions,
-            }
-        )
+        return self.decoder.run(state.feeds(tokens))
 
     def search_config(self, options: Options) -> SearchConfig:
         c = self.config
@@ -152,7 +140,7 @@ class Seq2Seq:
         steps = []
         for t in range(longest):
             out = self._run_step(inputs[:, t : t + 1], state)
-            state.advance(out["present_keys"], out["present_values"])
+            state.advance(out["new_keys"], out["new_values"])
             steps.append(out["cross_attentions"])  # (L, N, H, S)
         return np.stack(steps, axis=3).transpose(1, 0, 2, 3, 4)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from genserve.translation.search import (
+    CACHE_CHUNK,
     DecoderState,
     Joiners,
     SearchConfig,
@@ -21,25 +22,28 @@ def toy_step(table: dict[tuple[int, ...], list[float]]):
     """A decoder whose next-token log-probabilities depend on the tokens so far."""
 
     def step(tokens: np.ndarray, state: DecoderState):
-        t = state.past_keys.shape[3]
         rows = []
         for i, tok in enumerate(tokens[:, 0]):
+            t = int(state.positions[i])
             history = (*tuple(int(x) for x in state.cross_keys[0, i, 0, 0, :t]), int(tok))
             probs = np.array(table.get(history[1:], DEFAULT), np.float64)
             rows.append(np.log(np.maximum(probs, 1e-30)))
-        # Remember the history in the "cache": (L, N, H, T+1, Dh) with Dh >= max length.
-        l_, n, h, _, d = state.past_keys.shape
-        past = np.concatenate([state.past_keys, np.zeros((l_, n, h, 1, d), np.float32)], 3)
-        state.cross_keys[0, :, 0, 0, t] = tokens[:, 0]
-        return np.stack(rows).astype(np.float32), past, past.copy()
+            # Remember the history in the "source": (L, N, H, 1, Dh), Dh >= max length.
+            state.cross_keys[0, i, 0, 0, t] = tok
+        return np.stack(rows).astype(np.float32), *new_columns(state)
 
     return step
 
 
+def new_columns(state: DecoderState) -> tuple[np.ndarray, np.ndarray]:
+    """A step's new keys and values (L, N, H, 1, Dh): the toys keep nothing there."""
+    l_, n, h, _, d = state.past_keys.shape
+    return np.zeros((l_, n, h, 1, d), np.float32), np.zeros((l_, n, h, 1, d), np.float32)
+
+
 def state(n: int) -> DecoderState:
     ck = np.zeros((1, n, 1, 1, 16), np.float32)
-    empty = np.zeros((1, n, 1, 0, 1), np.float32)
-    return DecoderState(ck, ck.copy(), np.ones((n, 1), np.int64), empty, empty.copy())
+    return DecoderState.start(ck, ck.copy(), np.ones((n, 1), np.int64))
 
 
 # After the start token: token 2 is likelier (0.6) than 3 (0.4), but after 2 everything is
@@ -115,16 +119,13 @@ def row_step(tokens: np.ndarray, state: DecoderState):
         probs = np.array(SOURCES[source].get(history[1:], DEFAULT), np.float64)
         rows.append(np.log(np.maximum(probs, 1e-30)))
         state.cross_keys[0, i, 0, 0, t] = tok
-    l_, n, h, _, d = state.past_keys.shape
-    past = np.concatenate([state.past_keys, np.zeros((l_, n, h, 1, d), np.float32)], 3)
-    return np.stack(rows).astype(np.float32), past, past.copy()
+    return np.stack(rows).astype(np.float32), *new_columns(state)
 
 
 def sources(*ids: int) -> DecoderState:
     ck = np.zeros((1, len(ids), 1, 1, 16), np.float32)
     ck[0, :, 0, 0, -1] = ids
-    empty = np.zeros((1, len(ids), 1, 0, 1), np.float32)
-    return DecoderState(ck, ck.copy(), np.ones((len(ids), 1), np.int64), empty, empty.copy())
+    return DecoderState.start(ck, ck.copy(), np.ones((len(ids), 1), np.int64))
 
 
 @pytest.mark.parametrize("beams", [1, 3])
@@ -154,16 +155,26 @@ def test_rows_that_join_later_get_what_they_get_alone(beams: int) -> None:
     assert finished == {"b": alone[2], "c": alone[3], "d": alone[1]}
 
 
-def test_rows_that_join_are_padded_on_the_right_and_padding_goes_when_unneeded() -> None:
+def test_the_cache_is_written_in_place_padded_on_the_right_and_trimmed_by_chunks() -> None:
+    chunk = CACHE_CHUNK
     state = sources(1)
-    state.advance(np.ones((1, 1, 1, 1, 1), np.float32), np.ones((1, 1, 1, 1, 1), np.float32))
+    assert state.past_keys.shape[3] == chunk and state.positions.tolist() == [0]
+    for t in range(chunk):  # a new key per step at the row's position; grows when full
+        state.advance(np.full((1, 1, 1, 1, 16), t + 1, np.float32), new_columns(state)[1])
+    assert state.past_keys.shape[3] == 2 * chunk and state.positions.tolist() == [chunk]
+    assert state.past_keys[0, 0, 0, :, 0].tolist() == [*range(1, chunk + 1), *[0] * chunk]
     both = state.extend(sources(2, 3))
-    assert both.rows == 3 and both.past_keys.shape[3] == 1
-    assert both.past_keys[0, :, 0, :, 0].tolist() == [[1.0], [0.0], [0.0]]  # right padding
-    assert both.positions.tolist() == [1, 0, 0]
-    # the first row leaves: the column only it had goes too
+    assert both.rows == 3 and both.past_keys.shape[3] == 2 * chunk
+    assert both.past_keys[0, :, 0, 0, 0].tolist() == [1.0, 0.0, 0.0]  # right padding
+    assert both.positions.tolist() == [chunk, 0, 0]
+    # rows at different positions each write their own column
+    both.advance(np.full((1, 3, 1, 1, 16), 7, np.float32), new_columns(both)[1])
+    assert both.past_keys[0, 0, 0, chunk, 0] == 7 and both.past_keys[0, 1, 0, 0, 0] == 7
+    assert both.positions.tolist() == [chunk + 1, 1, 1]
+    # the first row leaves: the chunk only it needed goes too
     rest = both.take(np.array([1, 2]))
-    assert rest.past_keys.shape[3] == 0 and rest.positions.tolist() == [0, 0]
+    assert rest.past_keys.shape[3] == chunk and rest.positions.tolist() == [1, 1]
+    assert rest.past_keys[0, :, 0, 0, 0].tolist() == [7.0, 7.0]
 
 
 def test_top_sorted_is_a_stable_argsort_of_the_best_n() -> None:
