@@ -18,6 +18,15 @@ Both are counted by ``on_drop(reason)``, "deadline" or "cancelled": dropped, not
 Rows are independent in the models batched here, so a request's result does not
 depend on what it was batched with.
 
+Cheap work overtakes costly work (``max_calls`` > 1). Calls are taken in queue order,
+one at a time, as above (the head call); beside it, up to ``max_calls`` - 1 more calls may
+run, each formed from the cheapest queued request (and compatible ones behind it) when
+it costs less than every running call (``cost(rows, key)``, rows by default: a service
+knows its model's price of a row, beams for a search). So a cheap request does not
+wait for a running batch of costly ones, while the queue's order
+still decides the head call (nothing starves). The calls share the CPU; with
+``max_calls`` 1 (the default) one call runs at a time.
+
 Iteration-level batching (``iterative=True``, for a model that decodes step by step): the
 call is ``run(feed, key)`` and lasts as long as it has rows. Before each of its
 iterations it takes, through ``feed.take``, the queued requests that share its key (while
@@ -54,6 +63,7 @@ class _Pending:
     key: Hashable
     enqueued: float
     future: asyncio.Future[Sequence[Any]] = field(repr=False)
+    cost: float = 0.0  # what running it costs, in the service's units (rows by default)
     queued: bool = True  # still in the queue (not yet taken into a model call)
 
     @property
@@ -84,9 +94,13 @@ class MicroBatcher:
         on_depth: Callable[[int], None] | None = None,
         on_drop: Callable[[str], None] | None = None,
         iterative: bool = False,
+        max_calls: int = 1,
+        cost: Callable[[int, Any], float] | None = None,
     ) -> None:
         self._run = run
         self.iterative = iterative
+        self.max_calls = 1 if iterative else max_calls
+        self._cost = cost or (lambda rows, _key: float(rows))
         # The queue is shared with an iterative call's worker thread (Feed.take).
         self._lock = threading.Lock()
         self._on_depth = on_depth or (lambda _rows: None)  # queued rows, as they change
@@ -98,11 +112,13 @@ class MicroBatcher:
         self._observe = observe
         self._queue: deque[_Pending] = deque()
         self._queued_rows = 0
-        self._running = 0  # rows in the model call now running
+        self._running = 0  # rows in the model calls now running
+        self._calls: dict[asyncio.Task[None], float] = {}  # running call -> its cost
+        self._head: asyncio.Task[None] | None = None  # the running call taken in queue order
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
-        # One thread: the model session parallelises inside a call.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
+        # One thread per call: the model session parallelises inside a call.
+        self._executor = ThreadPoolExecutor(max_workers=self.max_calls, thread_name_prefix="batch")
 
     @classmethod
     def from_settings(
@@ -115,6 +131,7 @@ class MicroBatcher:
         *,
         deadline_s: float | None = None,
         iterative: bool = False,
+        cost: Callable[[int, Any], float] | None = None,
     ) -> MicroBatcher:
         """``deadline_s``: the route's timeout, unless the settings name their own."""
         return cls(
@@ -127,6 +144,8 @@ class MicroBatcher:
             on_depth=on_depth,
             on_drop=on_drop,
             iterative=iterative,
+            max_calls=settings.max_calls,
+            cost=cost,
         )
 
     @property
@@ -150,7 +169,9 @@ class MicroBatcher:
         if self._worker is None or self._worker.done():
             self._wakeup = asyncio.Event()
             self._worker = loop.create_task(self._loop())
-        pending = _Pending(items, key, time.perf_counter(), loop.create_future())
+        pending = _Pending(
+            items, key, time.perf_counter(), loop.create_future(), cost=self._cost(rows, key)
+        )
         with self._lock:
             self._queue.append(pending)
             self._queued_rows += rows
@@ -197,24 +218,44 @@ class MicroBatcher:
         )
         log.info("request dropped after %.3f s: %s", waited, why)
 
-    def _take_batch(self) -> list[_Pending]:
-        """The oldest request and, in queue order, compatible ones that still fit."""
+    def _take_batch(self) -> tuple[list[_Pending], bool] | None:
+        """The next call's requests and whether it is the head call, or None while none
+        may start. The head call (one at a time) takes the oldest request and, in queue
+        order, compatible ones that still fit. Beside a running head call (``max_calls``):
+        the cheapest request that costs less than each running call, and compatible ones
+        behind it while the whole still does."""
         with self._lock:
-            first = self._queue.popleft()
+            if not self._queue or len(self._calls) >= self.max_calls:
+                return None
+            head = self._head is None
+            below = None if head else min(self._calls.values())
+            if below is None:
+                first = self._queue[0]
+            else:
+                first = min(self._queue, key=lambda p: p.cost)
+                if first.cost >= below:
+                    return None
+            self._queue.remove(first)
             first.queued = False
-            batch, rows, rest = [first], first.rows, deque[_Pending]()
+            batch, rows, cost = [first], first.rows, first.cost
+            rest = deque[_Pending]()
             while self._queue:
                 p = self._queue.popleft()
-                if p.key == first.key and rows + p.rows <= self.max_batch_size:
+                if (
+                    p.key == first.key
+                    and rows + p.rows <= self.max_batch_size
+                    and (below is None or cost + p.cost < below)
+                ):
                     p.queued = False
                     batch.append(p)
                     rows += p.rows
+                    cost += p.cost
                 else:
                     rest.append(p)
             self._queue = rest
             self._queued_rows -= rows
             self._on_depth(self._queued_rows)
-            return batch
+            return batch, head
 
     def _take_joiners(self, key: Hashable, room: int) -> list[_Pending]:
         """Queued requests with ``key`` at the head of the queue that fit in ``room``
@@ -237,58 +278,78 @@ class MicroBatcher:
         assert self._wakeup is not None
         loop = asyncio.get_running_loop()
         while True:
-            if not self._queue:
+            if not self._queue or len(self._calls) >= self.max_calls:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue  # (it may have left again before this task ran)
-            # Give concurrent requests a moment to join, unless the batch is already full.
-            deadline = self._queue[0].enqueued + self.max_latency_s
-            while (
-                self._queued_rows < self.max_batch_size
-                and (left := deadline - time.perf_counter()) > 0
-            ):
-                self._wakeup.clear()
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), left)
-                except TimeoutError:
-                    break
-            if not self._queue:
-                continue  # every queued request left (deadline, caller gone) meanwhile
-            batch = self._take_batch()
+            if not self._calls:
+                # Give concurrent requests a moment to join, unless the batch is full.
+                deadline = self._queue[0].enqueued + self.max_latency_s
+                while (
+                    self._queued_rows < self.max_batch_size
+                    and (left := deadline - time.perf_counter()) > 0
+                ):
+                    self._wakeup.clear()
+                    try:
+                        await asyncio.wait_for(self._wakeup.wait(), left)
+                    except TimeoutError:
+                        break
+            taken = self._take_batch()
+            if taken is None:  # nothing may start beside the running calls: wait for
+                self._wakeup.clear()  # one to end or a cheaper request to come
+                await self._wakeup.wait()
+                continue
+            batch, head = taken
             live = [p for p in batch if not p.future.done()]
             if not live:
                 continue
             if self.iterative:
                 await self._run_iterative(live)
                 continue
-            started = time.perf_counter()
-            merged = [item for p in live for item in p.items]
-            self._running = len(merged)
-            try:
-                outputs = await loop.run_in_executor(self._executor, self._run, merged, live[0].key)
-            except Exception as exc:  # every waiter gets the error; the loop goes on
-                for p in live:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
-                continue
-            finally:
-                self._running = 0
-            elapsed = time.perf_counter() - started
-            offset = 0
+            self._running += sum(p.rows for p in live)
+            call = loop.create_task(self._call(live))
+            self._calls[call] = sum(p.cost for p in live)
+            if head:
+                self._head = call
+            await asyncio.sleep(0)  # the call is under way before the next is weighed
+
+    async def _call(self, live: list[_Pending]) -> None:
+        """One model call for ``live``; each request gets its slice of the results."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        merged = [item for p in live for item in p.items]
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._run, merged, live[0].key)
+        except Exception as exc:  # every waiter gets the error; the loop goes on
             for p in live:
-                part = outputs[offset : offset + p.rows]
-                offset += p.rows
                 if not p.future.done():
-                    p.future.set_result(part)
-            if self._observe is not None:
-                self._observe(
-                    BatchStats(
-                        rows=offset,
-                        requests=len(live),
-                        queue_seconds=tuple(started - p.enqueued for p in live),
-                        inference_seconds=elapsed,
-                    )
+                    p.future.set_exception(exc)
+            return
+        finally:
+            self._running -= len(merged)
+            task = asyncio.current_task()
+            if task is not None:
+                self._calls.pop(task, None)
+                if self._head is task:
+                    self._head = None
+            if self._wakeup is not None:
+                self._wakeup.set()
+        elapsed = time.perf_counter() - started
+        offset = 0
+        for p in live:
+            part = outputs[offset : offset + p.rows]
+            offset += p.rows
+            if not p.future.done():
+                p.future.set_result(part)
+        if self._observe is not None:
+            self._observe(
+                BatchStats(
+                    rows=offset,
+                    requests=len(live),
+                    queue_seconds=tuple(started - p.enqueued for p in live),
+                    inference_seconds=elapsed,
                 )
+            )
 
     async def _run_iterative(self, first: list[_Pending]) -> None:
         loop = asyncio.get_running_loop()
@@ -305,6 +366,8 @@ class MicroBatcher:
     def close(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
+        for call in list(self._calls):
+            call.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -91,6 +91,14 @@ class BatchingSettings(BaseSettings):
         description="extra wait for company when the model is idle; 0 = run at once",
     )
     max_queue: int = Field(1024, ge=1, le=1_000_000, description="queued rows before 503")
+    max_calls: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="model calls at once: beside running calls, a batch that costs less "
+        "than each of them starts at once (cheap work overtakes costly work); 1 = one call "
+        "at a time",
+    )
     deadline_s: float | None = Field(
         None,
         gt=0,

@@ -57,6 +57,12 @@ class ServedModel(Protocol[KeyT]):
         result per row, in order. This is what the service's ``MicroBatcher`` calls."""
         ...
 
+    def cost(self, rows: int, key: KeyT, /) -> float:
+        """What a call of ``rows`` rows with ``key`` costs, relative to other calls: the
+        batcher lets a cheaper call overtake a costlier one (``max_calls``). Rows, unless
+        the model knows better."""
+        return float(rows)
+
     @classmethod
     def from_models_dir(
         cls, models_dir: Path, name: str, settings: RuntimeSettings, *, verify: bool = True

@@ -136,6 +136,7 @@ class ModelService(Generic[M]):
             drop_counter(self.model),
             deadline_s=self.kind.timeout_s,
             iterative=iterative is not None,
+            cost=served.cost,
         )
         self._served = served
         self.loaded(served)

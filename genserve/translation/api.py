@@ -28,6 +28,14 @@ class TranslationSettings(KindSettings):
     model: str = Field("translation", description="model folder name under GENSERVE_MODELS_DIR")
     max_batch_size: int = Field(32, ge=1, le=1024, description="texts per ONNX Runtime batch")
     max_queue: int = Field(512, ge=1, le=1_000_000, description="queued texts before 503")
+    max_calls: int = Field(
+        3,
+        ge=1,
+        le=8,
+        description="searches at once: beside the one taken in queue order, a batch that "
+        "costs less (texts x beams) than each running one starts at once, so a greedy "
+        "sentence does not wait for beam searches (BENCHMARKS.md); 1 = one at a time",
+    )
     iteration_batching: bool = Field(
         False,
         description="requests join a running batch at the next decoder step and leave it "

@@ -251,6 +251,10 @@ class Translator(ServedModel[Options]):
         share decoding ``options``."""
         return self.translate_ids(rows, options)
 
+    def cost(self, rows: int, options: Options) -> float:
+        """Rows times beams, twice that with attention (a second pass over the tokens)."""
+        return float(rows * options.num_beams * (2 if options.return_attention else 1))
+
     def run_iterative(self, feed: Feed, options: Options) -> None:
         """Iteration-level batching (the batcher's ``iterative`` mode): one search whose
         rows come and go. Before every decoder step, requests with the same ``options``

@@ -271,3 +271,82 @@ def test_iterative_calls_take_joiners_between_iterations_and_answer_each_when_do
     assert [list(o) for o in outs] == [["a:done"] * 2, ["a:done"], ["b:done"]]
     assert joined[30] == 0 and 0 < joined[2] < 30  # joined the running call
     assert joined[1] == 0  # key "b": a call of its own after the "a" call
+
+
+def test_a_cheaper_batch_overtakes_a_running_costlier_one_and_a_costlier_one_waits() -> None:
+    """max_calls 2: beside the running head call, the cheapest queued request starts at
+    once when it costs less (here rows times the key); one that costs as much waits for
+    the head call, and everything waits while both calls run. When the head call ends,
+    the queue's oldest request starts at once, beside a cheap call still running."""
+    gates = {"big": threading.Event(), "small": threading.Event()}
+    started: list[tuple[Any, list[int]]] = []
+
+    def run(rows: list[int], key: Any) -> list[int]:
+        started.append((key, list(rows)))
+        gates["big" if key == 8 else "small"].wait(5)
+        return rows
+
+    async def main() -> None:
+        b = MicroBatcher(
+            run,
+            max_batch_size=64,
+            max_latency_ms=0,
+            max_queue=100,
+            max_calls=2,
+            cost=lambda rows, key: float(rows * key),
+        )
+        big = asyncio.ensure_future(b.submit([1, 1], key=8))  # cost 16, runs at once
+        await asyncio.sleep(0.05)
+        same = asyncio.ensure_future(b.submit([2, 2], key=8))  # cost 16: not cheaper
+        small = [asyncio.ensure_future(b.submit([3], key=1)) for _ in range(2)]  # cost 1 each
+        await asyncio.sleep(0.05)
+        # The two cheap requests overtook, as one call; the costly one still waits.
+        assert started == [(8, [1, 1]), (1, [3, 3])]
+        third = asyncio.ensure_future(b.submit([4], key=1))
+        await asyncio.sleep(0.05)
+        assert len(started) == 2  # both calls busy: it waits
+        gates["small"].set()
+        await asyncio.gather(*small, third)
+        assert started[2] == (1, [4])  # a call came free: it overtook again
+        assert not same.done()
+        gates["small"].clear()
+        fourth = asyncio.ensure_future(b.submit([5], key=1))
+        await asyncio.sleep(0.05)
+        assert started[3] == (1, [5])  # overtaking, held
+        gates["big"].set()
+        assert list(await big) == [1, 1]
+        await asyncio.sleep(0.05)
+        # The queue's next request starts as the head call while the cheap one runs.
+        assert started[4] == (8, [2, 2])
+        gates["small"].set()
+        assert list(await same) == [2, 2] and list(await fourth) == [5]
+        assert b.idle
+        b.close()
+
+    asyncio.run(main())
+
+
+def test_one_call_at_a_time_by_default_whatever_the_cost() -> None:
+    gate, started = threading.Event(), []
+
+    def run(rows: list[int], key: Any) -> list[int]:
+        started.append(key)
+        gate.wait(5)
+        return rows
+
+    async def main() -> None:
+        b = MicroBatcher.from_settings(
+            run, BatchingSettings(), lambda s: None, cost=lambda rows, key: float(key)
+        )
+        assert b.max_calls == 1
+        first = asyncio.ensure_future(b.submit([1], key=100))
+        await asyncio.sleep(0.05)
+        cheap = asyncio.ensure_future(b.submit([1], key=1))
+        await asyncio.sleep(0.05)
+        assert started == [100]
+        gate.set()
+        await asyncio.gather(first, cheap)
+        assert started == [100, 1]
+        b.close()
+
+    asyncio.run(main())
