@@ -87,7 +87,8 @@ loadtest: install $(if $(URL),,models)
 
 # make soak: the product mix at a steady rate for 30 minutes with every process's memory
 # sampled, then judged (loadtests/soak.py; not in CI). Defaults: 31 users at 2 tasks/s,
-# 70% of the capacity measured here; SOAK_ARGS="--users N --wait pace:R --minutes M".
+# 70% of the capacity measured on 2026-12-02 (47% of the one measured since: BENCHMARKS.md;
+# 44 users for 70% of it); SOAK_ARGS="--users N --wait pace:R --minutes M".
 # Reports: build/loadtests/soak/.
 SOAK_ARGS ?=
 

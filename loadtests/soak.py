@@ -6,7 +6,8 @@ sampled, then judged (``make soak``; not in CI).
 Starts the stack (as ``make loadtest`` does, each service on its core budget), runs Locust's
 mix profile for ``--minutes`` with ``--users`` users paced by ``--wait`` (the defaults,
 31 users at 2 tasks/s each, offer about 63 requests/s: 70% of the capacity a ramp found
-on the 2-core development machine, BENCHMARKS.md), and samples the RSS of every process
+on the 2-core development machine on 2026-12-02, 47% of the 133 requests/s found since,
+BENCHMARKS.md; ``--users 44`` is 70% of that), and samples the RSS of every process
 it started (each service's server and worker, the gateway, Locust) every ``--every``
 seconds. Verdict: over the second half, every process's RSS grows by less than
 ``--max-growth-mb``, under ``--max-error-ratio`` of the requests fail (deliberate 429s
