@@ -69,9 +69,9 @@ def test_samples_are_diverse(gan_model) -> None:
     assert np.median(pairwise[np.triu_indices(32, 1)]) > 5.0  # not one image 32 times
 
 
-# The goal is 1.5 (issue 16: no digit's samples much less varied than the real digits);
-# the committed weights reach 4.1 (digit 8) and this bar holds that level.
-VARIETY_BAR = 4.5
+# Issue 16: no digit's samples much less varied than the real digits (the committed
+# weights: worst 1.36, digit 5).
+VARIETY_BAR = 1.5
 
 
 def test_every_digit_is_as_varied_as_the_real_ones(gan_model) -> None:
