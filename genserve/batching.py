@@ -21,9 +21,11 @@ depend on what it was batched with.
 Cheap work overtakes costly work (``max_calls`` > 1). Calls are taken in queue order,
 one at a time, as above (the head call); beside it, up to ``max_calls`` - 1 more calls may
 run, each formed from the cheapest queued request (and compatible ones behind it) when
-it costs less than every running call (``cost(rows, key)``, rows by default: a service
-knows its model's price of a row, beams for a search). So a cheap request does not
-wait for a running batch of costly ones, while the queue's order
+that request costs less than the costliest request of every running call, and the whole
+less than each running call (``cost(rows, key)``, rows by default: a service knows its
+model's price of a row, beams for a search). So a cheap request does not wait for a
+running batch of costly ones, while requests like those running wait for the next head
+call and batch there as before (no call is split for nothing), and the queue's order
 still decides the head call (nothing starves). The calls share the CPU; with
 ``max_calls`` 1 (the default) one call runs at a time.
 
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -113,7 +116,8 @@ class MicroBatcher:
         self._queue: deque[_Pending] = deque()
         self._queued_rows = 0
         self._running = 0  # rows in the model calls now running
-        self._calls: dict[asyncio.Task[None], float] = {}  # running call -> its cost
+        # running call -> (its cost, the cost of its costliest request)
+        self._calls: dict[asyncio.Task[None], tuple[float, float]] = {}
         self._head: asyncio.Task[None] | None = None  # the running call taken in queue order
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -222,18 +226,22 @@ class MicroBatcher:
         """The next call's requests and whether it is the head call, or None while none
         may start. The head call (one at a time) takes the oldest request and, in queue
         order, compatible ones that still fit. Beside a running head call (``max_calls``):
-        the cheapest request that costs less than each running call, and compatible ones
-        behind it while the whole still does."""
+        the cheapest request, if it costs less than the costliest request of each running
+        call, and compatible ones behind it that do too, while the whole costs less than
+        each running call."""
         with self._lock:
             if not self._queue or len(self._calls) >= self.max_calls:
                 return None
             head = self._head is None
-            below = None if head else min(self._calls.values())
-            if below is None:
+            # bounds on the whole's and on each request's cost (none for the head call)
+            below = each = math.inf
+            if head:
                 first = self._queue[0]
             else:
+                below = min(total for total, _ in self._calls.values())
+                each = min(largest for _, largest in self._calls.values())
                 first = min(self._queue, key=lambda p: p.cost)
-                if first.cost >= below:
+                if first.cost >= min(below, each):
                     return None
             self._queue.remove(first)
             first.queued = False
@@ -244,7 +252,8 @@ class MicroBatcher:
                 if (
                     p.key == first.key
                     and rows + p.rows <= self.max_batch_size
-                    and (below is None or cost + p.cost < below)
+                    and cost + p.cost < below
+                    and p.cost < each
                 ):
                     p.queued = False
                     batch.append(p)
@@ -308,7 +317,7 @@ class MicroBatcher:
                 continue
             self._running += sum(p.rows for p in live)
             call = loop.create_task(self._call(live))
-            self._calls[call] = sum(p.cost for p in live)
+            self._calls[call] = (sum(p.cost for p in live), max(p.cost for p in live))
             if head:
                 self._head = call
             await asyncio.sleep(0)  # the call is under way before the next is weighed

@@ -95,9 +95,9 @@ class BatchingSettings(BaseSettings):
         1,
         ge=1,
         le=8,
-        description="model calls at once: beside running calls, a batch that costs less "
-        "than each of them starts at once (cheap work overtakes costly work); 1 = one call "
-        "at a time",
+        description="model calls at once: beside the call taken in queue order, a request "
+        "that costs less than the costliest of each running call starts at once (cheap "
+        "work overtakes costly work); 1 = one call at a time",
     )
     deadline_s: float | None = Field(
         None,

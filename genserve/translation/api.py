@@ -32,9 +32,10 @@ class TranslationSettings(KindSettings):
         3,
         ge=1,
         le=8,
-        description="searches at once: beside the one taken in queue order, a batch that "
-        "costs less (texts x beams) than each running one starts at once, so a greedy "
-        "sentence does not wait for beam searches (BENCHMARKS.md); 1 = one at a time",
+        description="searches at once: beside the one taken in queue order, a request that "
+        "costs less (texts x beams) than the costliest of each running one starts at once, "
+        "so a greedy sentence does not wait for beam searches (BENCHMARKS.md); 1 = one at "
+        "a time",
     )
     iteration_batching: bool = Field(
         False,

@@ -350,3 +350,29 @@ def test_one_call_at_a_time_by_default_whatever_the_cost() -> None:
         b.close()
 
     asyncio.run(main())
+
+
+def test_requests_like_the_running_ones_do_not_overtake_they_batch_in_the_next_call() -> None:
+    """max_calls 3, every request alike (one row, cost 1): nothing is cheaper than what
+    runs, so those queued meanwhile wait and share the next head call, as with one call
+    at a time (a busy model's batches are not split into smaller calls)."""
+    gate, calls = threading.Event(), []
+
+    def run(rows: list[int], key: Any) -> list[int]:
+        calls.append(list(rows))
+        gate.wait(5)
+        return rows
+
+    async def main() -> None:
+        b = MicroBatcher(run, max_batch_size=8, max_latency_ms=0, max_queue=100, max_calls=3)
+        first = asyncio.ensure_future(b.submit([1]))
+        await asyncio.sleep(0.05)
+        later = [asyncio.ensure_future(b.submit([i])) for i in (2, 3, 4)]
+        await asyncio.sleep(0.05)
+        assert calls == [[1]]
+        gate.set()
+        await asyncio.gather(first, *later)
+        assert calls == [[1], [2, 3, 4]]
+        b.close()
+
+    asyncio.run(main())
