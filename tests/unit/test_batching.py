@@ -113,9 +113,12 @@ def test_a_failing_call_fails_its_requests_and_the_batcher_goes_on() -> None:
     asyncio.run(main())
 
 
-def test_idle_runs_at_once_and_busy_batches() -> None:
+@pytest.mark.parametrize("max_calls", [1, 3])
+def test_idle_runs_at_once_and_busy_batches(max_calls: int) -> None:
     """With no wait configured (the default), a request to an idle model runs alone at
-    once, and the requests that arrive while it runs share the next call."""
+    once, and the requests that arrive while it runs share the next call. With more calls
+    allowed too: requests like the running one (one row, cost 1) are not cheaper than it,
+    so they do not overtake (a busy model's batches are not split into smaller calls)."""
     gate, calls = threading.Event(), []
 
     def run(rows: list[int], key: Any) -> list[int]:
@@ -124,7 +127,8 @@ def test_idle_runs_at_once_and_busy_batches() -> None:
         return rows
 
     async def main() -> None:
-        b = MicroBatcher.from_settings(run, BatchingSettings(max_batch_size=8), lambda s: None)
+        settings = BatchingSettings(max_batch_size=8, max_calls=max_calls)
+        b = MicroBatcher.from_settings(run, settings, lambda s: None)
         assert b.max_latency_s == 0  # the default: no timer
         first = asyncio.ensure_future(b.submit([1]))
         await asyncio.sleep(0.05)
@@ -347,32 +351,6 @@ def test_one_call_at_a_time_by_default_whatever_the_cost() -> None:
         gate.set()
         await asyncio.gather(first, cheap)
         assert started == [100, 1]
-        b.close()
-
-    asyncio.run(main())
-
-
-def test_requests_like_the_running_ones_do_not_overtake_they_batch_in_the_next_call() -> None:
-    """max_calls 3, every request alike (one row, cost 1): nothing is cheaper than what
-    runs, so those queued meanwhile wait and share the next head call, as with one call
-    at a time (a busy model's batches are not split into smaller calls)."""
-    gate, calls = threading.Event(), []
-
-    def run(rows: list[int], key: Any) -> list[int]:
-        calls.append(list(rows))
-        gate.wait(5)
-        return rows
-
-    async def main() -> None:
-        b = MicroBatcher(run, max_batch_size=8, max_latency_ms=0, max_queue=100, max_calls=3)
-        first = asyncio.ensure_future(b.submit([1]))
-        await asyncio.sleep(0.05)
-        later = [asyncio.ensure_future(b.submit([i])) for i in (2, 3, 4)]
-        await asyncio.sleep(0.05)
-        assert calls == [[1]]
-        gate.set()
-        await asyncio.gather(first, *later)
-        assert calls == [[1], [2, 3, 4]]
         b.close()
 
     asyncio.run(main())
