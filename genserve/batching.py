@@ -287,7 +287,7 @@ class MicroBatcher:
         assert self._wakeup is not None
         loop = asyncio.get_running_loop()
         while True:
-            if not self._queue or len(self._calls) >= self.max_calls:
+            if not self._queue:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue  # (it may have left again before this task ran)
@@ -304,8 +304,8 @@ class MicroBatcher:
                     except TimeoutError:
                         break
             taken = self._take_batch()
-            if taken is None:  # nothing may start beside the running calls: wait for
-                self._wakeup.clear()  # one to end or a cheaper request to come
+            if taken is None:  # every call busy, or nothing cheap enough to start beside
+                self._wakeup.clear()  # them: wait for one to end or a request to come
                 await self._wakeup.wait()
                 continue
             batch, head = taken
@@ -320,7 +320,6 @@ class MicroBatcher:
             self._calls[call] = (sum(p.cost for p in live), max(p.cost for p in live))
             if head:
                 self._head = call
-            await asyncio.sleep(0)  # the call is under way before the next is weighed
 
     async def _call(self, live: list[_Pending]) -> None:
         """One model call for ``live``; each request gets its slice of the results."""

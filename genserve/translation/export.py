@@ -316,11 +316,7 @@ def _parity(
     # longer rows, search.py): row 2's first two steps again, its cache two chunks
     # wider, must give the same logits.
     late = DecoderState.start(ck[:, 2:3], cv[:, 2:3], mask[2:3])
-    wider = [(0, 0), (0, 0), (0, 0), (0, 2 * CACHE_CHUNK), (0, 0)]
-    late.past_keys, late.past_values = (
-        np.pad(late.past_keys, wider),
-        np.pad(late.past_values, wider),
-    )
+    late.widen(late.past_keys.shape[3] + 2 * CACHE_CHUNK)
     for t in range(2):
         out = step(fed[t][2:3], late)
         parity.compare(f"decoder logits of a padded row at step {t}", out["logits"], steps[t][2:3])

@@ -154,7 +154,10 @@ class DecoderState:
         self.past_keys[:, rows, :, self.positions] = new_keys[:, :, :, 0].swapaxes(0, 1)
         self.past_values[:, rows, :, self.positions] = new_values[:, :, :, 0].swapaxes(0, 1)
         self.positions = self.positions + 1
-        width = cache_width(int(self.positions.max(initial=0)))
+        self.widen(cache_width(int(self.positions.max(initial=0))))
+
+    def widen(self, width: int) -> None:
+        """At least ``width`` cache columns: padding added on the right (a copy)."""
         if width > self.past_keys.shape[3]:
             grow = [(0, 0), (0, 0), (0, 0), (0, width - self.past_keys.shape[3]), (0, 0)]
             self.past_keys = np.pad(self.past_keys, grow)
