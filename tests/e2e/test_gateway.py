@@ -454,6 +454,7 @@ def test_service_not_listening_is_503_and_hung_service_is_504(fragile: dict) -> 
     assert 0.9 < elapsed < 3.0
 
 
+@pytest.mark.usefixtures("no_gc_pauses")
 def test_overload_is_503_with_retry_after(fragile: dict) -> None:
     gw = fragile["gateway"]
     hung: list[int] = []

@@ -152,6 +152,7 @@ def _blocking(ran: list[int], gate: threading.Event) -> Any:
     return run
 
 
+@pytest.mark.usefixtures("no_gc_pauses")
 def test_a_request_queued_past_its_deadline_fails_in_time_and_is_never_run() -> None:
     ran: list[int] = []
     dropped: list[str] = []

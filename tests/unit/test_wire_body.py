@@ -159,6 +159,7 @@ def test_a_body_in_time_is_read_whatever_its_pauses() -> None:
     assert read_slowly(pieces, whole_s=1.0, idle_s=0.2) == b'{"seed": 1}'
 
 
+@pytest.mark.usefixtures("no_gc_pauses")
 def test_a_body_that_trickles_past_the_deadline_is_408() -> None:
     pieces = [(0.05, b" ")] * 100  # never idle for long, never done in time
     started = time.perf_counter()
@@ -172,6 +173,7 @@ def test_a_body_that_trickles_past_the_deadline_is_408() -> None:
     assert exc.http_headers() == {"connection": "close"}  # the rest is never read
 
 
+@pytest.mark.usefixtures("no_gc_pauses")
 def test_a_body_that_stops_is_408_after_the_idle_timeout() -> None:
     started = time.perf_counter()
     with pytest.raises(RequestTimeout) as info:
