@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 
-def throughput(fn: Callable[[], object], items: int, seconds: float, min_runs: int = 2) -> float:
-    """Items per second of ``fn`` (which handles ``items`` per call), after one warm-up
-    call, over at least ``seconds`` and ``min_runs`` calls."""
-    fn()
+def _rate(fn: Callable[[], object], items: int, seconds: float, min_runs: int) -> float:
     runs, started = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - started) < seconds or runs < min_runs:
         fn()
         runs += 1
     return runs * items / elapsed
+
+
+def side_by_side(
+    fns: Mapping[str, Callable[[], object]], items: int, seconds: float, rounds: int = 5
+) -> dict[str, float]:
+    """Items per second of each of ``fns`` (each handles ``items`` per call), measured in
+    turns: every one is warmed up, then each round gives each ``seconds / rounds`` (one
+    call at least), the order rotating from round to round; a system's figure is the
+    median of its rounds. On a shared machine the load of other processes drifts over a
+    run: one stretch per system, one after another, puts that drift into the ratios;
+    turns spread it over every system alike."""
+    names = list(fns)
+    for name in names:
+        fns[name]()
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            rates[name].append(_rate(fns[name], items, seconds / rounds, 1))
+    return {name: statistics.median(values) for name, values in rates.items()}

@@ -1,7 +1,7 @@
 """``genserve bench gan``: ONNX Runtime against PyTorch eager on the same weights.
 
-Both run in this process with the same thread count, one after the other for each
-batch size, and the table reports samples per second and their ratio.
+Both run in this process with the same thread count, in turns for each batch size
+(``genserve.timing.side_by_side``), and the table reports samples per second and their ratio.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from genserve.config import PROJECT_ROOT, ModelSettings, RuntimeSettings
-from genserve.timing import throughput
+from genserve.timing import side_by_side
 
 
 def bench(
@@ -41,8 +41,8 @@ def bench(
         def ort(feeds: dict[str, np.ndarray] = feeds) -> object:
             return sampler.generate(feeds)
 
-        ort_rate = throughput(ort, batch, seconds)
-        torch_rate = throughput(eager, batch, seconds)
+        rates = side_by_side({"ort": ort, "torch": eager}, batch, seconds)
+        ort_rate, torch_rate = rates["ort"], rates["torch"]
         rows.append(
             {
                 "batch": batch,

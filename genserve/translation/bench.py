@@ -4,8 +4,9 @@ CTranslate2 on one random-weight MarianMT of opus-mt-en-de dimensions.
 genserve in float32 and in int8 (``export.quantize_graphs``, what ``models export
 --precision int8`` does), transformers in float32, CTranslate2 in int8 and float32: each
 decodes greedily and with 4 beams, forced to the same output length (end-of-sequence is
-suppressed), with the same thread count, one after another in one process, on the same
-random source ids. Tokens per second = batch * output length / seconds.
+suppressed), with the same thread count, in turns in one process (``side_by_side``: five
+rounds, the median of each), on the same random source ids. Tokens per second = batch *
+output length / seconds.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from genserve.timing import throughput
+from genserve.timing import side_by_side
 
 OPUS_MT_EN_DE = {
     "vocab_size": 58101,
@@ -165,7 +166,7 @@ def bench(
                 "ctranslate2 fp32": lambda: run_ct2(ct2["float32"]),
             }
             row: dict[str, Any] = {"batch": batch, "beams": k}
-            row.update({name: throughput(runs[name], total, seconds) for name in ENGINES})
+            row.update(side_by_side(runs, total, seconds))
             rows.append(row)
     return rows
 

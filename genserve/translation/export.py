@@ -15,7 +15,8 @@ interface is ours and stable across transformers versions:
     copy, every step). positions: how many tokens each row has had; its past is the
     cache's first ``positions`` columns, the rest padding (spare columns the caller keeps
     so that the cache is not copied every step, and rows that joined a running batch
-    late, search.py, sit beside the others) -> logits (B, V), new_keys, new_values
+    late, search.py, sit beside the others) -> log_probs (B, V: the next token's
+    log-probabilities, log_softmax of the logits), new_keys, new_values
     (L, B, H, 1, Dh; this step's key and value of each row, which the caller writes at
     column positions[i]: the graph never copies the cache) and cross_attentions
     (L, B, H, S): the weights this step's query put on each source token, per layer and
@@ -169,7 +170,7 @@ def export_graphs(model: Any, out_dir: Path, *, tolerance: float = 1e-4) -> dict
                 "positions",
                 *(f"{name}_{i}" for name in CACHE_INPUTS for i in range(layers)),
             ],
-            output_names=["logits", "new_keys", "new_values", "cross_attentions"],
+            output_names=["log_probs", "new_keys", "new_values", "cross_attentions"],
             dynamic_shapes={
                 "input_ids": {0: batch},
                 "encoder_attention_mask": {0: batch, 1: src},
@@ -309,28 +310,38 @@ def _parity(
     for _ in range(4):
         out = step(tokens, state)
         fed.append(tokens)
-        steps.append(out["logits"])
+        steps.append(out["log_probs"])
         state.advance(out["new_keys"], out["new_values"])
-        tokens = out["logits"].argmax(-1)[:, None]
+        tokens = out["log_probs"].argmax(-1)[:, None]
     # A row with more padding columns (as after joining a running batch late beside
     # longer rows, search.py): row 2's first two steps again, its cache two chunks
-    # wider, must give the same logits.
+    # wider, must give the same log-probabilities.
     late = DecoderState.start(ck[:, 2:3], cv[:, 2:3], mask[2:3])
     late.widen(late.past_keys.shape[3] + 2 * CACHE_CHUNK)
     for t in range(2):
         out = step(fed[t][2:3], late)
-        parity.compare(f"decoder logits of a padded row at step {t}", out["logits"], steps[t][2:3])
+        parity.compare(
+            f"decoder log-probabilities of a padded row at step {t}",
+            out["log_probs"],
+            steps[t][2:3],
+        )
         late.advance(out["new_keys"], out["new_values"])
     # transformers, teacher-forced on the same tokens
     decoder_input = np.concatenate(
         [np.zeros((3, 1), np.int64)] + [s.argmax(-1)[:, None] for s in steps[:-1]], axis=1
     )
     with torch.no_grad():
-        hf = model(
-            input_ids=torch.from_numpy(ids),
-            attention_mask=torch.from_numpy(mask),
-            decoder_input_ids=torch.from_numpy(decoder_input),
-        ).logits.numpy()
-    for t, logits in enumerate(steps):
-        parity.compare(f"decoder logits at step {t} against transformers", logits, hf[:, t])
+        hf = (
+            model(
+                input_ids=torch.from_numpy(ids),
+                attention_mask=torch.from_numpy(mask),
+                decoder_input_ids=torch.from_numpy(decoder_input),
+            )
+            .logits.log_softmax(-1)
+            .numpy()
+        )
+    for t, log_probs in enumerate(steps):
+        parity.compare(
+            f"decoder log-probabilities at step {t} against transformers", log_probs, hf[:, t]
+        )
     return parity.check(on_failure="the ONNX files were removed")

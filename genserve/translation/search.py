@@ -177,21 +177,22 @@ JoinFn = Callable[[], Joiners | None]  # asked before every step; None: nobody n
 DoneFn = Callable[[Hashable, Hypothesis], None]  # a row finished (it has left the batch)
 
 
-# (tokens (N, 1), state) -> (logits (N, V) float32, new_keys, new_values (L, N, H, 1, Dh))
+# (tokens (N, 1), state) -> (log-probabilities (N, V) float32, normalised over V: the
+# decoder's log_softmax; new_keys, new_values (L, N, H, 1, Dh))
 StepFn = Callable[[np.ndarray, DecoderState], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-def _process(logits: np.ndarray, cfg: SearchConfig, steps: np.ndarray) -> np.ndarray:
-    """Banned ids to -inf; a row at its last allowed step (``steps``: each row's count of
-    tokens so far) may only end."""
+def _process(log_probs: np.ndarray, cfg: SearchConfig, steps: np.ndarray) -> np.ndarray:
+    """In place: banned ids to -inf; a row at its last allowed step (``steps``: each
+    row's count of tokens so far) may only end."""
     if cfg.banned_ids:
-        logits[:, list(cfg.banned_ids)] = -np.inf
+        log_probs[:, list(cfg.banned_ids)] = -np.inf
     if cfg.forced_eos:
         last = steps == cfg.max_new_tokens - 1
         if last.any():
-            logits[last] = -np.inf
-            logits[last, cfg.eos_id] = 0.0
-    return logits
+            log_probs[last] = -np.inf
+            log_probs[last, cfg.eos_id] = 0.0
+    return log_probs
 
 
 def top_sorted(scores: np.ndarray, n: int) -> np.ndarray:
@@ -221,13 +222,6 @@ def top_sorted(scores: np.ndarray, n: int) -> np.ndarray:
     order = np.lexsort((col, -scores[row, col], row))
     first = np.searchsorted(row[order], np.arange(rows))  # each row's best candidate
     return col[order][first[:, None] + np.arange(n)]
-
-
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    """Along the last axis; one new array (the vocabulary is wide: every pass counts)."""
-    shifted = x - x.max(axis=-1, keepdims=True)
-    shifted -= np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    return shifted
 
 
 def _admit(
@@ -274,15 +268,12 @@ def greedy(
         steps = np.concatenate([steps, np.zeros(len(joined), np.int64)])
         if not ids:
             break
-        logits, new_keys, new_values = step(tokens, state)
+        log_probs, new_keys, new_values = step(tokens, state)
         state.advance(new_keys, new_values)
-        # The chosen tokens' log_softmax, without the whole matrix: log_softmax's first
-        # step before _process changes logits, its normaliser only where it is read.
-        shifted = logits - logits.max(axis=-1, keepdims=True)
-        nxt = _process(logits, cfg, steps).argmax(axis=-1)
-        chosen = shifted[np.arange(len(nxt)), nxt] - np.log(
-            np.exp(shifted, out=shifted).sum(axis=-1)
-        )
+        # a forced end scores what the model gave it, not the 0 that forced it
+        eos_scores = log_probs[:, cfg.eos_id].copy()
+        nxt = _process(log_probs, cfg, steps).argmax(axis=-1)
+        chosen = np.where(nxt == cfg.eos_id, eos_scores, log_probs[np.arange(len(nxt)), nxt])
         for row, tok, sc in zip(ids, nxt, chosen, strict=True):
             hyps[row].tokens.append(int(tok))
             hyps[row].score += float(sc)
@@ -375,10 +366,10 @@ def beam_search(
         if nb == 0:
             break
         cur_len = (beams.steps + 1).astype(np.float64)  # the start token plus the tokens so far
-        logits, new_keys, new_values = step(tokens, state)
+        log_probs, new_keys, new_values = step(tokens, state)
         state.advance(new_keys, new_values)
         row_steps = np.repeat(beams.steps, k)
-        log_probs = _process(log_softmax(logits.astype(np.float32, copy=False)), cfg, row_steps)
+        log_probs = _process(log_probs.astype(np.float32, copy=False), cfg, row_steps)
         vocab = log_probs.shape[-1]
         log_probs.reshape(nb, k, vocab)[...] += beams.running_scores[:, :, None]
         acc = log_probs.reshape(nb, -1)

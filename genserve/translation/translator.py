@@ -22,7 +22,7 @@ import numpy as np
 from genserve.artifacts import load_manifest
 from genserve.batching import Feed
 from genserve.config import RuntimeSettings
-from genserve.errors import InvalidInput
+from genserve.errors import InvalidInput, ModelIntegrityError
 from genserve.limits import MAX_BEAMS, MAX_CHARS, MAX_NEW_TOKENS, MAX_TEXTS
 from genserve.runtime import OnnxSession
 from genserve.serving import ServedModel
@@ -74,6 +74,12 @@ class Seq2Seq:
     """
 
     def __init__(self, encoder: OnnxSession, decoder: OnnxSession, config: dict[str, Any]) -> None:
+        if "log_probs" not in decoder.outputs:  # a folder exported before 2026-12-03
+            raise ModelIntegrityError(
+                "this translation folder's decoder returns logits, not log-probabilities: "
+                "it was exported by an older genserve; export it again (genserve models "
+                "export translation)"
+            )
         self.encoder, self.decoder, self.config = encoder, decoder, config
         self.layers, self.heads, self.head_dim = (
             config["layers"],
@@ -98,9 +104,10 @@ class Seq2Seq:
     def step(
         self, tokens: np.ndarray, state: DecoderState
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One decoder step: logits, each row's new key and value (the search's step)."""
+        """One decoder step: log-probabilities, each row's new key and value (the search's
+        step)."""
         out = self._run_step(tokens, state)
-        return out["logits"], out["new_keys"], out["new_values"]
+        return out["log_probs"], out["new_keys"], out["new_values"]
 
     def _run_step(self, tokens: np.ndarray, state: DecoderState) -> dict[str, np.ndarray]:
         """One decoder step, every output (the cross-attention too); nothing is kept on

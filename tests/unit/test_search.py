@@ -195,3 +195,17 @@ def test_top_sorted_is_a_stable_argsort_of_the_best_n() -> None:
             scores[:, : m // 10] += 50
         want = np.argsort(-scores, axis=1, kind="stable")[:, :n]
         assert np.array_equal(top_sorted(scores, n), want), trial
+
+
+def test_a_decoder_that_returns_logits_is_refused_with_what_to_do() -> None:
+    """Folders exported before the decoder returned log-probabilities: the search would
+    read raw logits as probabilities, so loading one fails, saying to export it again."""
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from genserve.errors import ModelIntegrityError
+    from genserve.translation.translator import Seq2Seq
+
+    old = cast(Any, SimpleNamespace(outputs={"logits": None, "new_keys": None}))
+    with pytest.raises(ModelIntegrityError, match="export it again"):
+        Seq2Seq(old, old, {"layers": 1, "heads": 1, "head_dim": 1})
