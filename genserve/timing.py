@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable, Mapping
 
 
-def _rate(fn: Callable[[], object], items: int, seconds: float, min_runs: int) -> float:
+def _rate(fn: Callable[[], object], items: int, seconds: float) -> float:
+    """Items per second of ``fn`` over at least ``seconds`` and one call."""
     runs, started = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds or runs < min_runs:
+    while (elapsed := time.perf_counter() - started) < seconds or runs < 1:
         fn()
         runs += 1
     return runs * items / elapsed
@@ -30,5 +31,5 @@ def side_by_side(
     rates: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            rates[name].append(_rate(fns[name], items, seconds / rounds, 1))
+            rates[name].append(_rate(fns[name], items, seconds / rounds))
     return {name: statistics.median(values) for name, values in rates.items()}
