@@ -1,8 +1,11 @@
 """``genserve init``: prepare the shared volumes of a container deployment, once.
 
-- models: the image carries the models built from the committed weights; they are
-  copied onto the models volume when it holds none (a volume that already has models,
-  such as pulled hub checkpoints, is left alone);
+- models: the image carries the models built from the committed weights; each is copied
+  onto the models volume when the volume lacks it, or replaced when an earlier image
+  copied it there and this image's differs (an upgrade: a new default folder, a graph a
+  newer library needs). What the image did not put there (pulled hub checkpoints, a
+  user's own export, even under an image folder's name) is left alone; the volume's
+  ``.seeded.json`` records what came from which image;
 - secrets: when no keys file exists, two API keys are made: ``admin`` (every model) and
   ``prometheus`` (the metrics scope). The keys file holds only their hashes; the
   prometheus key is written for Prometheus to read, and the admin key is printed once, to
@@ -11,22 +14,35 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
 
 from genserve.artifacts import MANIFEST_NAME as MANIFEST
 
+SEEDED = ".seeded.json"  # on the volume: folder name -> digest of the image's manifest
+
 
 def seed_models(seed: Path, models: Path) -> list[str]:
-    """Copy every model folder of ``seed`` into ``models`` if that has none; the names."""
+    """Copy the image's model folders that ``models`` lacks, and replace those an earlier
+    image put there that this one changed; the names copied."""
     models.mkdir(parents=True, exist_ok=True)
-    if any(p.is_dir() and (p / MANIFEST).is_file() for p in models.iterdir()):
-        return []
+    record = models / SEEDED
+    seeded: dict[str, str] = json.loads(record.read_text()) if record.is_file() else {}
     copied = []
     for folder in sorted(p for p in seed.iterdir() if (p / MANIFEST).is_file()):
-        shutil.copytree(folder, models / folder.name)
+        digest = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
+        target = models / folder.name
+        if target.exists():
+            if seeded.get(folder.name) in (None, digest):
+                continue  # not the image's, or the image's unchanged
+            shutil.rmtree(target)
+        shutil.copytree(folder, target)
+        seeded[folder.name] = digest
         copied.append(folder.name)
+    if copied:
+        record.write_text(json.dumps(seeded, indent=2, sort_keys=True))
     return copied
 
 

@@ -349,3 +349,36 @@ def test_every_deploy_file_covers_every_model_kind(compose, compose_gpu) -> None
     k8s_gateway = (K8S / "base" / "gateway.yaml").read_text()
     for kind in kinds.kinds():
         assert f"GENSERVE_GATEWAY_{kind.env_name}_URL" in k8s_gateway, "k8s gateway.yaml"
+
+
+def _image_folders(dockerfile: str, target: str) -> set[str]:
+    """The model folders an image target holds: every kind's float32 folder (the export
+    loop) and each further ``--out`` of the build stage, the GPU ones for the gpu target."""
+    outs = set(re.findall(r"--out /opt/genserve/models/([\w-]+)", dockerfile))
+    if target == "gpu":
+        outs |= set(re.findall(r"--out /opt/genserve/models-gpu/([\w-]+)", dockerfile))
+    return set(kinds.names()) | outs
+
+
+def test_every_deployment_serves_a_model_folder_its_image_holds(compose, compose_gpu) -> None:
+    """Each model service serves GENSERVE_<KIND>_MODEL, or its kind's default folder: the
+    image it runs must carry that folder, or the service cannot start."""
+    dockerfile = (PROJECT_ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    assert "for kind in $(ls models)" in dockerfile
+    held = {t: _image_folders(dockerfile, t) for t in ("cpu", "gpu")}
+
+    def served(kind: kinds.ModelKind, env: dict[str, Any]) -> str:
+        default: str = kind.settings.model_fields["model"].default
+        return str(env.get(f"GENSERVE_{kind.env_name}_MODEL", default))
+
+    for target, doc in (("cpu", compose), ("gpu", compose_gpu)):
+        for kind in kinds.kinds():
+            env = doc["services"][kind.name].get("environment") or {}
+            assert served(kind, env) in held[target], (target, kind.name)
+    for overlay in ("base", "overlays/gpu"):
+        by = {(d["kind"], d["metadata"]["name"]): d for d in render(K8S / overlay)}
+        for kind in kinds.kinds():
+            container = by[("Deployment", kind.name)]["spec"]["template"]["spec"]["containers"][0]
+            env = {e["name"]: e["value"] for e in container.get("env", [])}
+            target = "gpu" if "gpu" in overlay else "cpu"
+            assert served(kind, env) in held[target], (overlay, kind.name)

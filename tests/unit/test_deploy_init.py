@@ -8,21 +8,31 @@ from genserve.ops.init import init, make_keys, seed_models
 from services.security import KeyStore
 
 
-def model(folder, name: str) -> None:
-    (folder / name).mkdir(parents=True)
-    (folder / name / "genserve.json").write_text("{}")
+def model(folder, name: str, manifest: str = "{}") -> None:
+    (folder / name).mkdir(parents=True, exist_ok=True)
+    (folder / name / "genserve.json").write_text(manifest)
 
 
-def test_models_are_copied_only_onto_an_empty_volume(tmp_path) -> None:
+def test_the_images_models_are_seeded_and_upgraded_but_others_left_alone(tmp_path) -> None:
     seed, volume = tmp_path / "seed", tmp_path / "models"
     model(seed, "gan")
     model(seed, "translation")
     (seed / "not-a-model").mkdir()
     assert seed_models(seed, volume) == ["gan", "translation"]
     assert (volume / "gan" / "genserve.json").is_file() and not (volume / "not-a-model").exists()
-    model(seed, "imagegen")
-    assert seed_models(seed, volume) == []  # a volume with models is left alone
-    assert not (volume / "imagegen").exists()
+    assert seed_models(seed, volume) == []  # nothing new: nothing copied
+    # The user's own folders, one under a name a later image also brings, stay theirs.
+    model(volume, "opus-mt", '{"name": "pulled"}')
+    model(volume, "imagegen", '{"name": "mine"}')
+    # A later image: a new folder, a changed one, one the user also has.
+    model(seed, "translation-int8")
+    model(seed, "gan", '{"name": "gan v2"}')
+    model(seed, "imagegen", '{"name": "image v2"}')
+    assert seed_models(seed, volume) == ["gan", "translation-int8"]
+    assert (volume / "gan" / "genserve.json").read_text() == '{"name": "gan v2"}'
+    assert (volume / "imagegen" / "genserve.json").read_text() == '{"name": "mine"}'
+    assert (volume / "opus-mt" / "genserve.json").read_text() == '{"name": "pulled"}'
+    assert seed_models(seed, volume) == []
 
 
 def test_keys_are_made_once_and_only_hashes_are_stored(tmp_path) -> None:
