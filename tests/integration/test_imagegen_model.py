@@ -67,14 +67,23 @@ def test_matches_diffusers(imagegen_model, reference, scheduler: str) -> None:
     assert diff.mean() <= 2.0
 
 
-def test_an_image_does_not_depend_on_its_batch(imagegen_model) -> None:
+def _load(name: str):
+    from genserve import kinds
+    from genserve.config import ModelSettings, RuntimeSettings
+    from tests.conftest import MODELS_DIR, built
+
+    assert built(name).is_dir()
+    return kinds.get("imagegen").load(ModelSettings(dir=MODELS_DIR), RuntimeSettings(), name)
+
+
+@pytest.mark.parametrize("name", ["imagegen", "imagegen-int8"])
+def test_an_image_does_not_depend_on_its_batch(imagegen_model, name: str) -> None:
+    """int8 too: its activations are quantized per row, not with one scale per batch."""
+    model = imagegen_model if name == "imagegen" else _load(name)
     params = ImageParams(steps=8, scheduler="euler_a")
-    together = imagegen_model.generate(PROMPTS, ["", ""], [5, 6], params)
+    together = model.generate(PROMPTS, ["", ""], [5, 6], params)
     alone = np.concatenate(
-        [
-            imagegen_model.generate([p], [""], [s], params)
-            for p, s in zip(PROMPTS, [5, 6], strict=True)
-        ]
+        [model.generate([p], [""], [s], params) for p, s in zip(PROMPTS, [5, 6], strict=True)]
     )
     diff = np.abs(together.astype(np.int16) - alone.astype(np.int16)).max()
     print(f"largest pixel difference batched vs alone: {diff}")
@@ -167,13 +176,7 @@ PRECISION_PIXEL_BOUND = {"int8": 6.0, "fp16": 1.0}
 def test_other_precisions_keep_the_checker_accuracy(held_out, precision: str) -> None:
     """``--precision int8`` and ``fp16`` against float32: the checker's shape and colour
     accuracy on the held-out captions drop by at most 2 points, and the pixels stay near."""
-    from genserve import kinds
-    from genserve.config import ModelSettings, RuntimeSettings
-    from tests.conftest import MODELS_DIR, built
-
-    name = f"imagegen-{precision}"
-    assert built(name).is_dir()
-    model = kinds.get("imagegen").load(ModelSettings(dir=MODELS_DIR), RuntimeSettings(), name)
+    model = _load(f"imagegen-{precision}")
     held, want = held_out
     _, got = _draw_held_out(model)
     (colour32, shape32), (colour, shape) = (
