@@ -123,7 +123,8 @@ def quantize_int8(
     return {
         "method": "onnxruntime dynamic",
         "weights": "int8 per channel",
-        "activations": f"uint8 per row ({rows} quantizers)",
+        "activations": "uint8 per row",
+        "quantized_inputs": rows,
         "ops": list(ops) if ops else ["MatMul"],
     }
 

@@ -34,11 +34,15 @@ def seed_models(seed: Path, models: Path) -> list[str]:
     for folder in sorted(p for p in seed.iterdir() if (p / MANIFEST).is_file()):
         digest = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
         target = models / folder.name
+        if target.exists() and seeded.get(folder.name) in (None, digest):
+            continue  # not the image's, or the image's unchanged
+        # Copied beside it, then renamed: an init killed mid-copy leaves no half folder.
+        partial = models / f".{folder.name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(folder, partial)
         if target.exists():
-            if seeded.get(folder.name) in (None, digest):
-                continue  # not the image's, or the image's unchanged
             shutil.rmtree(target)
-        shutil.copytree(folder, target)
+        partial.rename(target)
         seeded[folder.name] = digest
         copied.append(folder.name)
     if copied:

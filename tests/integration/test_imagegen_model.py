@@ -76,9 +76,9 @@ def _load(name: str):
     return kinds.get("imagegen").load(ModelSettings(dir=MODELS_DIR), RuntimeSettings(), name)
 
 
-@pytest.mark.parametrize("name", ["imagegen", "imagegen-int8"])
+@pytest.mark.parametrize("name", ["imagegen", "imagegen-int8", "imagegen-fp16"])
 def test_an_image_does_not_depend_on_its_batch(imagegen_model, name: str) -> None:
-    """int8 too: its activations are quantized per row, not with one scale per batch."""
+    """Every precision: int8 quantizes its activations per row, not one scale a batch."""
     model = imagegen_model if name == "imagegen" else _load(name)
     params = ImageParams(steps=8, scheduler="euler_a")
     together = model.generate(PROMPTS, ["", ""], [5, 6], params)

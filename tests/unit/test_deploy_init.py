@@ -33,6 +33,14 @@ def test_the_images_models_are_seeded_and_upgraded_but_others_left_alone(tmp_pat
     assert (volume / "imagegen" / "genserve.json").read_text() == '{"name": "mine"}'
     assert (volume / "opus-mt" / "genserve.json").read_text() == '{"name": "pulled"}'
     assert seed_models(seed, volume) == []
+    assert sorted(p.name for p in volume.iterdir()) == [
+        ".seeded.json",
+        "gan",
+        "imagegen",
+        "opus-mt",
+        "translation",
+        "translation-int8",
+    ]  # no partial copies left
 
 
 def test_keys_are_made_once_and_only_hashes_are_stored(tmp_path) -> None:

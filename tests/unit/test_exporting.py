@@ -73,7 +73,8 @@ def test_the_makefile_builds_every_kinds_int8_folder() -> None:
     assert all(set(k.precisions) <= set(PRECISIONS) for k in kinds.kinds())
 
 
-def test_int8_rewrites_matmul_weights_and_keeps_the_graphs_interface(tmp_path) -> None:
+@pytest.mark.parametrize("external", [False, True])
+def test_int8_rewrites_matmul_weights_and_keeps_the_graphs_interface(tmp_path, external) -> None:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -92,16 +93,25 @@ def test_int8_rewrites_matmul_weights_and_keeps_the_graphs_interface(tmp_path) -
     )
     path = tmp_path / "m.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
-    recorded = quantize_int8(path)
+    recorded = quantize_int8(path, external=external)
+    assert (tmp_path / "m.onnx.data").is_file() == external
     quantized = onnx.load(str(path))
     assert any(t.data_type == TensorProto.INT8 for t in quantized.graph.initializer)
     assert not any(
         t.name == "w" and t.data_type == TensorProto.FLOAT for t in quantized.graph.initializer
     )
     assert recorded["weights"] == "int8 per channel"
-    x = rng.normal(size=(8, 64)).astype(np.float32)
-    y = OnnxSession(path, RuntimeSettings(providers="CPUExecutionProvider")).run({"x": x})["y"]
+    # Rows of very different sizes: with one scale per batch, the small rows' int8 values
+    # (and their results) would depend on the large one beside them.
+    x = rng.normal(size=(8, 64)).astype(np.float32) * np.array([[1], [1], [100], *[[1]] * 5])
+    x = x.astype(np.float32)
+    session = OnnxSession(path, RuntimeSettings(providers="CPUExecutionProvider"))
+    y = session.run({"x": x})["y"]
     exact = x @ w
     assert y.shape == (8, 32)
-    assert np.abs(y - exact).max() < 0.05 * np.abs(exact).max()  # int8: close, not equal
+    rel = np.abs(y - exact).max(axis=1) / np.abs(exact).max(axis=1)
+    assert rel.max() < 0.05  # int8: every row close to float32, the small ones too
     assert np.abs(y - exact).max() > 0  # and really quantized
+    alone = np.concatenate([session.run({"x": x[i : i + 1]})["y"] for i in range(len(x))])
+    assert np.array_equal(alone, y)  # a row's result does not depend on its batch
+    assert recorded["activations"] == "uint8 per row" and recorded["quantized_inputs"] == 1
