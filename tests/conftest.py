@@ -24,6 +24,12 @@ def built(kind: str) -> Path:
     return folder
 
 
+def load_model(kind: str, folder: str) -> Any:
+    """The built model folder ``folder`` of ``kind``, loaded as its service loads it."""
+    built(folder)
+    return kinds.get(kind).load(ModelSettings(dir=MODELS_DIR), RuntimeSettings(), folder)
+
+
 def _model_dir(name: str) -> Callable[[], Path]:
     @pytest.fixture(scope="session", name=f"{name}_model_dir")
     def fixture() -> Path:
@@ -36,7 +42,7 @@ def _model(name: str) -> Callable[..., Any]:
     @pytest.fixture(scope="session", name=f"{name}_model")
     def fixture(request: pytest.FixtureRequest) -> Any:
         request.getfixturevalue(f"{name}_model_dir")
-        return kinds.get(name).load(ModelSettings(dir=MODELS_DIR), RuntimeSettings(), name)
+        return load_model(name, name)
 
     return fixture
 

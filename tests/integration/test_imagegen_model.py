@@ -15,7 +15,7 @@ from genserve.config import PROJECT_ROOT
 from genserve.errors import InvalidInput
 from genserve.imagegen import shapes
 from genserve.imagegen.pipeline import ImageParams
-from tests.conftest import WEIGHTS_DIR
+from tests.conftest import WEIGHTS_DIR, load_model
 
 SOURCE = WEIGHTS_DIR / "imagegen"
 # The demo model's shapes against their ideal renders (README "How good the demo models
@@ -67,19 +67,10 @@ def test_matches_diffusers(imagegen_model, reference, scheduler: str) -> None:
     assert diff.mean() <= 2.0
 
 
-def _load(name: str):
-    from genserve import kinds
-    from genserve.config import ModelSettings, RuntimeSettings
-    from tests.conftest import MODELS_DIR, built
-
-    assert built(name).is_dir()
-    return kinds.get("imagegen").load(ModelSettings(dir=MODELS_DIR), RuntimeSettings(), name)
-
-
 @pytest.mark.parametrize("name", ["imagegen", "imagegen-int8", "imagegen-fp16"])
 def test_an_image_does_not_depend_on_its_batch(imagegen_model, name: str) -> None:
     """Every precision: int8 quantizes its activations per row, not one scale a batch."""
-    model = imagegen_model if name == "imagegen" else _load(name)
+    model = imagegen_model if name == "imagegen" else load_model("imagegen", name)
     params = ImageParams(steps=8, scheduler="euler_a")
     together = model.generate(PROMPTS, ["", ""], [5, 6], params)
     alone = np.concatenate(
@@ -176,7 +167,7 @@ PRECISION_PIXEL_BOUND = {"int8": 6.0, "fp16": 1.0}
 def test_other_precisions_keep_the_checker_accuracy(held_out, precision: str) -> None:
     """``--precision int8`` and ``fp16`` against float32: the checker's shape and colour
     accuracy on the held-out captions drop by at most 2 points, and the pixels stay near."""
-    model = _load(f"imagegen-{precision}")
+    model = load_model("imagegen", f"imagegen-{precision}")
     held, want = held_out
     _, got = _draw_held_out(model)
     (colour32, shape32), (colour, shape) = (

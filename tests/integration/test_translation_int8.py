@@ -12,12 +12,10 @@ from __future__ import annotations
 import pytest
 import sacrebleu
 
-from genserve import kinds
 from genserve.artifacts import load_manifest
-from genserve.config import ModelSettings, RuntimeSettings
 from genserve.translation.corpus import generate
 from genserve.translation.translator import Options, Translator
-from tests.conftest import MODELS_DIR, built
+from tests.conftest import built, load_model
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +25,8 @@ def corpus():
 
 @pytest.fixture(scope="module")
 def int8() -> Translator:
-    folder = built("translation-int8")
-    model = kinds.get("translation").load(
-        ModelSettings(dir=MODELS_DIR), RuntimeSettings(), "translation-int8"
-    )
-    assert isinstance(model, Translator) and folder.is_dir()
+    model = load_model("translation", "translation-int8")
+    assert isinstance(model, Translator)
     return model
 
 

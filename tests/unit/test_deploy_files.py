@@ -375,10 +375,9 @@ def test_every_deployment_serves_a_model_folder_its_image_holds(compose, compose
         for kind in kinds.kinds():
             env = doc["services"][kind.name].get("environment") or {}
             assert served(kind, env) in held[target], (target, kind.name)
-    for overlay in ("base", "overlays/gpu"):
+    for target, overlay in (("cpu", "base"), ("gpu", "overlays/gpu")):
         by = {(d["kind"], d["metadata"]["name"]): d for d in render(K8S / overlay)}
         for kind in kinds.kinds():
             container = by[("Deployment", kind.name)]["spec"]["template"]["spec"]["containers"][0]
             env = {e["name"]: e["value"] for e in container.get("env", [])}
-            target = "gpu" if "gpu" in overlay else "cpu"
             assert served(kind, env) in held[target], (overlay, kind.name)
