@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 
 def _rate(fn: Callable[[], object], items: int, seconds: float) -> float:
@@ -14,6 +14,12 @@ def _rate(fn: Callable[[], object], items: int, seconds: float) -> float:
         fn()
         runs += 1
     return runs * items / elapsed
+
+
+def turns(names: Sequence[str], rounds: int) -> Iterator[str]:
+    """``names`` once per round, the starting one rotating from round to round."""
+    for r in range(rounds):
+        yield from list(names[r % len(names) :]) + list(names[: r % len(names)])
 
 
 def side_by_side(
@@ -29,7 +35,6 @@ def side_by_side(
     for name in names:
         fns[name]()
     rates: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            rates[name].append(_rate(fns[name], items, seconds / rounds))
+    for name in turns(names, rounds):
+        rates[name].append(_rate(fns[name], items, seconds / rounds))
     return {name: statistics.median(values) for name, values in rates.items()}

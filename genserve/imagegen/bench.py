@@ -1,7 +1,7 @@
 """``genserve bench imagegen``: seconds per image, genserve (ONNX Runtime) against
 diffusers (PyTorch), on the demo model and on a random-weight pipeline of Stable
 Diffusion 1.5 dimensions at 256x256; same prompt, steps, scheduler (DDIM) and
-guidance, same thread count, one after the other in one process.
+guidance, same thread count, in turns in one process (the median of three rounds).
 """
 
 from __future__ import annotations
@@ -76,7 +76,9 @@ def _sd15_random(folder: Path, demo: Path) -> None:
     pipe.save_pretrained(str(folder), safe_serialization=True)
 
 
-def bench(threads: int, repeats: int = 2) -> list[dict[str, Any]]:
+def bench(threads: int, repeats: int = 2, rounds: int = 3) -> list[dict[str, Any]]:
+    import statistics
+
     import torch
     from tqdm import tqdm
 
@@ -85,6 +87,7 @@ def bench(threads: int, repeats: int = 2) -> list[dict[str, Any]]:
     from genserve.imagegen.export import export, load_pipeline
     from genserve.imagegen.optimize import fuse_attention_file
     from genserve.imagegen.pipeline import UNET_FILE, ImageParams, ImagePipeline
+    from genserve.timing import turns
 
     torch.set_num_threads(threads)
     settings = RuntimeSettings(intra_op_threads=threads)
@@ -94,7 +97,7 @@ def bench(threads: int, repeats: int = 2) -> list[dict[str, Any]]:
         cases = [("demo model, 32x32", demo, 32, 25)]
         sd15 = Path(tmp) / "sd15"
         cases.append(("SD 1.5 dimensions, random weights, 256x256", sd15, 256, 5))
-        for label, folder, side, steps in tqdm(cases, desc="bench imagegen", unit="model"):
+        for label, folder, side, steps in cases:
             if folder == sd15:
                 _sd15_random(sd15, demo)
             raw = Path(tmp) / f"onnx-{side}"
@@ -108,31 +111,46 @@ def bench(threads: int, repeats: int = 2) -> list[dict[str, Any]]:
             params = ImageParams(steps=steps, guidance=7.5, width=side, height=side)
             n = repeats if side <= 64 else 1  # the SD 1.5-size runs take minutes
 
-            def run_ref(ref: Any, steps: int = steps, side: int = side) -> object:
-                with torch.inference_mode():
-                    return ref(
-                        PROMPT,
-                        num_inference_steps=steps,
-                        guidance_scale=7.5,
-                        height=side,
-                        width=side,
-                        output_type="np",
-                    )
+            def diffusers(folder: Path = folder, steps: int = steps, side: int = side) -> Any:
+                ref = load_pipeline(folder)
+                ref.set_progress_bar_config(disable=True)
 
-            # One pipeline alive at a time, diffusers first: sessions left loaded (their
-            # thread pools, their memory) slowed whatever ran after them.
-            ref = load_pipeline(folder)
-            ref.set_progress_bar_config(disable=True)
-            seconds = {"diffusers": _seconds(functools.partial(run_ref, ref), n)}
-            del ref
-            for name, built in (("as exported", raw), ("fused", fused), ("int8", int8)):
+                def run() -> object:
+                    with torch.inference_mode():
+                        return ref(
+                            PROMPT,
+                            num_inference_steps=steps,
+                            guidance_scale=7.5,
+                            height=side,
+                            width=side,
+                            output_type="np",
+                        )
+
+                return run
+
+            def genserve(built: Path, params: ImageParams = params) -> Any:
                 ours = ImagePipeline(built, settings, verify=False)
-                seconds[name] = _seconds(
-                    functools.partial(ours.generate, [PROMPT], [""], [0], params), n
-                )
-                del ours
+                return functools.partial(ours.generate, [PROMPT], [""], [0], params)
+
+            systems: dict[str, Callable[[], Callable[[], object]]] = {
+                "diffusers": diffusers,
+                "as exported": functools.partial(genserve, raw),
+                "fused": functools.partial(genserve, fused),
+                "int8": functools.partial(genserve, int8),
+            }
+            # In turns, one pipeline alive at a time: each turn loads a system, warms it
+            # and times it, then drops it. Loaded sessions slowed whatever ran beside them
+            # (their threads, their memory), and one stretch per system puts the drift of
+            # a shared machine into the ratios; turns spread it over every system alike.
+            times: dict[str, list[float]] = {name: [] for name in systems}
+            order = list(turns(list(systems), rounds))
+            for name in tqdm(order, desc=f"bench imagegen {side}x{side}", unit="turn"):
+                call = systems[name]()
+                times[name].append(_seconds(call, n))
+                del call
                 gc.collect()
-            rows.append({"case": label, "steps": steps, "seconds": seconds})
+            seconds = {name: statistics.median(t) for name, t in times.items()}
+            rows.append({"case": label, "steps": steps, "seconds": seconds, "rounds": rounds})
     return rows
 
 
@@ -142,7 +160,8 @@ def main(threads: int, seconds: float = 0.0, startup: bool = True) -> int:
     rows = bench(threads)
     print(
         f"\nStable Diffusion pipeline, DDIM, guidance 7.5, one image, {threads} threads: "
-        "seconds per image, and diffusers' time over each (higher is better). genserve: "
+        "seconds per image (median of the rounds, systems in turns), and diffusers' time over "
+        "each (higher is better). genserve: "
         "UNet attention as torch.onnx wrote it, fused (what the export builds), and fused "
         "with int8 matrix products (--precision int8)"
     )
