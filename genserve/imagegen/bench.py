@@ -150,7 +150,7 @@ def bench(threads: int, repeats: int = 2, rounds: int = 3) -> list[dict[str, Any
                 del call
                 gc.collect()
             seconds = {name: statistics.median(t) for name, t in times.items()}
-            rows.append({"case": label, "steps": steps, "seconds": seconds, "rounds": rounds})
+            rows.append({"case": label, "steps": steps, "seconds": seconds})
     return rows
 
 
