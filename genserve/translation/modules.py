@@ -101,6 +101,9 @@ class MarianDecoderStepExport(nn.Module):
         self.decoder = model.model.decoder
         self.lm_head = model.lm_head
         self.register_buffer("final_logits_bias", model.final_logits_bias.clone())
+        # Marian's checkpoints (opus-mt's, the demo's) keep this bias at zero: the graph
+        # then leaves out its add, a pass over batch x vocabulary every step
+        self.logits_bias = bool(model.final_logits_bias.any())
         self.heads = _heads(model.config)
 
     def forward(
@@ -151,5 +154,8 @@ class MarianDecoderStepExport(nn.Module):
         # log-probabilities, not logits: ONNX Runtime normalises the vocabulary (one fused,
         # vectorised kernel) where the search did it in numpy, passes over 58,101 columns
         # a row that cost a sixth of an opus-mt-size step at batch 32
-        log_probs = torch.log_softmax(self.lm_head(h[:, 0]) + self.final_logits_bias, dim=-1)
+        logits = self.lm_head(h[:, 0])
+        if self.logits_bias:
+            logits = logits + self.final_logits_bias
+        log_probs = torch.log_softmax(logits, dim=-1)
         return log_probs, torch.stack(new_keys), torch.stack(new_values), torch.stack(attentions)

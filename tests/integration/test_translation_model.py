@@ -250,6 +250,25 @@ def test_export_refuses_tampering_and_a_parity_miss(tmp_path: Path) -> None:
         Translator(tmp_path / "ok", RuntimeSettings())
 
 
+def test_a_logits_bias_is_exported_only_where_a_checkpoint_has_one(tmp_path: Path) -> None:
+    """Marian's ``final_logits_bias`` is zero in opus-mt's and the demo's checkpoints, and
+    the step graph leaves its add out; one that is not zero is kept, and parity holds."""
+    import onnx
+    import torch
+
+    from genserve.translation.export import export_graphs, load_marian
+
+    adds = {}
+    for name, bias in (("zero", 0.0), ("biased", 0.5)):
+        model = load_marian(SOURCE)
+        with torch.no_grad():
+            model.final_logits_bias.copy_(bias * torch.randn_like(model.final_logits_bias))
+        assert export_graphs(model, tmp_path / name)["parity_max_abs"] <= 1e-4
+        graph = onnx.load(str(tmp_path / name / "decoder.onnx")).graph
+        adds[name] = sum(node.op_type == "Add" for node in graph.node)
+    assert adds["biased"] == adds["zero"] + 1
+
+
 def test_translation_service_imports_no_torch(translation_model_dir: Path) -> None:
     code = (
         "import sys; from pathlib import Path\n"
