@@ -41,14 +41,15 @@ def bench(
         def ort(feeds: dict[str, np.ndarray] = feeds) -> object:
             return sampler.generate(feeds)
 
-        rates = side_by_side({"ort": ort, "torch": eager}, batch, seconds)
-        ort_rate, torch_rate = rates["ort"], rates["torch"]
+        measured = side_by_side({"ort": ort, "torch": eager}, batch, seconds)
+        ratio, lowest, highest = measured.ratio("ort", "torch")
         rows.append(
             {
                 "batch": batch,
-                "onnxruntime_samples_per_s": ort_rate,
-                "torch_eager_samples_per_s": torch_rate,
-                "ratio": ort_rate / torch_rate,
+                "onnxruntime_samples_per_s": measured.rate("ort"),
+                "torch_eager_samples_per_s": measured.rate("torch"),
+                "ratio": ratio,
+                "ratio_range": [lowest, highest],
             }
         )
     return rows
@@ -76,11 +77,15 @@ def main(threads: int, seconds: float, startup: bool = True) -> int:
         batches=(1, 64),
     )
     print(f"\nGAN generator, {threads} threads, samples per second (higher is better)")
-    print(f"{'batch':>5}  {'onnxruntime':>12}  {'torch eager':>12}  {'ratio':>6}")
+    print(
+        f"{'batch':>5}  {'onnxruntime':>12}  {'torch eager':>12}  {'ratio':>6}  "
+        "(the median of five rounds' ratios; lowest-highest)"
+    )
     for r in rows:
+        low, high = r["ratio_range"]
         print(
             f"{r['batch']:>5}  {r['onnxruntime_samples_per_s']:>12.1f}  "
-            f"{r['torch_eager_samples_per_s']:>12.1f}  {r['ratio']:>5.2f}x"
+            f"{r['torch_eager_samples_per_s']:>12.1f}  {r['ratio']:>5.2f}x  ({low:.2f}-{high:.2f})"
         )
     if startup:
         print(f"service start to ready: {startup_seconds():.2f} s (bentoml serve -> /readyz 200)")

@@ -5,8 +5,8 @@ genserve in float32 and in int8 (``export.quantize_graphs``, what ``models expor
 --precision int8`` does), transformers in float32, CTranslate2 in int8 and float32: each
 decodes greedily and with 4 beams, forced to the same output length (end-of-sequence is
 suppressed), with the same thread count, in turns in one process (``side_by_side``: five
-rounds, the median of each), on the same random source ids. Tokens per second = batch *
-output length / seconds.
+rounds, the median of each; a ratio is the median of the rounds' ratios, with its range),
+on the same random source ids. Tokens per second = batch * output length / seconds.
 """
 
 from __future__ import annotations
@@ -165,8 +165,10 @@ def bench(
                 "ctranslate2 int8": lambda: run_ct2(ct2["int8"]),
                 "ctranslate2 fp32": lambda: run_ct2(ct2["float32"]),
             }
+            measured = side_by_side(runs, total, seconds)
             row: dict[str, Any] = {"batch": batch, "beams": k}
-            row.update(side_by_side(runs, total, seconds))
+            row.update({name: measured.rate(name) for name in runs})
+            row["ratios"] = {name: measured.ratio("genserve int8", name) for name in runs}
             rows.append(row)
     return rows
 
@@ -178,8 +180,9 @@ def main(threads: int, seconds: float, startup: bool = True) -> int:
         f"\nMarianMT, random weights, opus-mt-en-de dimensions (d_model {d['d_model']}, "
         f"{d['layers']}+{d['layers']} layers, {d['heads']} heads, FFN {d['ffn']}, vocabulary "
         f"{d['vocab_size']}), {SOURCE_LEN} source -> {OUTPUT_LEN} output tokens, "
-        f"{threads} threads. Output tokens per second (higher is better); ratios are "
-        "genserve int8 over each other system."
+        f"{threads} threads. Output tokens per second (higher is better), each the median "
+        "of five rounds in turns; ratios are genserve int8 over each other system, the "
+        "median of the rounds' ratios (lowest-highest round)."
     )
     print(
         "| beams | batch | "
@@ -191,6 +194,8 @@ def main(threads: int, seconds: float, startup: bool = True) -> int:
     print("|---:" * (2 + 2 * len(ENGINES) - 1) + "|")
     for r in rows:
         rates = " | ".join(f"{r[name]:.1f}" for name in ENGINES)
-        ratios = " | ".join(f"{r['genserve int8'] / r[name]:.2f}x" for name in ENGINES[1:])
+        ratios = " | ".join(
+            "{:.2f}x ({:.2f}-{:.2f})".format(*r["ratios"][name]) for name in ENGINES[1:]
+        )
         print(f"| {r['beams']} | {r['batch']} | {rates} | {ratios} |")
     return 0
