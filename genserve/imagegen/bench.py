@@ -87,7 +87,7 @@ def bench(threads: int, repeats: int = 2, rounds: int = 3) -> list[dict[str, Any
     from genserve.imagegen.export import export, load_pipeline
     from genserve.imagegen.optimize import fuse_attention_file
     from genserve.imagegen.pipeline import UNET_FILE, ImageParams, ImagePipeline
-    from genserve.timing import turns
+    from genserve.timing import Turns, turns
 
     torch.set_num_threads(threads)
     settings = RuntimeSettings(intra_op_threads=threads)
@@ -150,7 +150,9 @@ def bench(threads: int, repeats: int = 2, rounds: int = 3) -> list[dict[str, Any
                 del call
                 gc.collect()
             seconds = {name: statistics.median(t) for name, t in times.items()}
-            rows.append({"case": label, "steps": steps, "seconds": seconds})
+            measured = Turns({name: [1 / t for t in ts] for name, ts in times.items()})
+            speedup = {name: measured.ratio(name, "diffusers") for name in systems}
+            rows.append({"case": label, "steps": steps, "seconds": seconds, "speedup": speedup})
     return rows
 
 
@@ -160,19 +162,24 @@ def main(threads: int, seconds: float = 0.0, startup: bool = True) -> int:
     rows = bench(threads)
     print(
         f"\nStable Diffusion pipeline, DDIM, guidance 7.5, one image, {threads} threads: "
-        "seconds per image (median of the rounds, systems in turns), and diffusers' time over "
-        "each (higher is better). genserve: "
+        "seconds per image (median of the rounds, systems in turns), and the speed-up over "
+        "diffusers (higher is better: the median of the rounds' own ratios, lowest-highest "
+        "round). genserve: "
         "UNet attention as torch.onnx wrote it, fused (what the export builds), and fused "
         "with int8 matrix products (--precision int8)"
     )
     names = [n for n in rows[0]["seconds"] if n != "diffusers"] + ["diffusers"]
-    print(f"{'case':<44} {'steps':>5} " + " ".join(f"{n:>12}" for n in names))
+    ours = names[:-1]
+    print(
+        "| case | steps | "
+        + " | ".join(f"{n} s" for n in names)
+        + " | "
+        + " | ".join(f"{n} vs diffusers" for n in ours)
+        + " |"
+    )
+    print("|---|---:" + "|---:" * (len(names) + len(ours)) + "|")
     for r in rows:
-        ref = r["seconds"]["diffusers"]
-        cells = " ".join(
-            f"{r['seconds'][n]:>7.3f} s"
-            + ("" if n == "diffusers" else f" {ref / r['seconds'][n]:.2f}x")
-            for n in names
-        )
-        print(f"{r['case']:<44} {r['steps']:>5} {cells}")
+        times = " | ".join(f"{r['seconds'][n]:.3f}" for n in names)
+        ratios = " | ".join("{:.2f}x ({:.2f}-{:.2f})".format(*r["speedup"][n]) for n in ours)
+        print(f"| {r['case']} | {r['steps']} | {times} | {ratios} |")
     return 0

@@ -4,9 +4,9 @@ A diffusers pipeline folder of exactly Stable Diffusion's architecture, small: a
 tokenizer whose every caption word is one token, a 2-layer CLIPTextModel, an
 AutoencoderKL (32x32 RGB <-> 4x8x8 latents), a UNet2DConditionModel with
 cross-attention, DDPM training schedule. Phase 1 trains the autoencoder (MSE + L1, on a
-cosine learning-rate schedule); phase 2 trains
-UNet and text encoder together (10% empty captions, for classifier-free guidance), with
-an exponential moving average of the UNet. Fixed seeds, a progress bar, checkpoints.
+cosine learning-rate schedule); phase 2 trains UNet and text encoder together (10% empty
+captions, for classifier-free guidance), with an exponential moving average of the UNet.
+Fixed seeds, a progress bar, checkpoints.
 """
 
 from __future__ import annotations
