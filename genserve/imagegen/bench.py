@@ -77,8 +77,6 @@ def _sd15_random(folder: Path, demo: Path) -> None:
 
 
 def bench(threads: int, repeats: int = 2, rounds: int = 3) -> list[dict[str, Any]]:
-    import statistics
-
     import torch
     from tqdm import tqdm
 
@@ -142,15 +140,15 @@ def bench(threads: int, repeats: int = 2, rounds: int = 3) -> list[dict[str, Any
             # and times it, then drops it. Loaded sessions slowed whatever ran beside them
             # (their threads, their memory), and one stretch per system puts the drift of
             # a shared machine into the ratios; turns spread it over every system alike.
-            times: dict[str, list[float]] = {name: [] for name in systems}
+            rates: dict[str, list[float]] = {name: [] for name in systems}  # images/s
             order = list(turns(list(systems), rounds))
             for name in tqdm(order, desc=f"bench imagegen {side}x{side}", unit="turn"):
                 call = systems[name]()
-                times[name].append(_seconds(call, n))
+                rates[name].append(1 / _seconds(call, n))
                 del call
                 gc.collect()
-            seconds = {name: statistics.median(t) for name, t in times.items()}
-            measured = Turns({name: [1 / t for t in ts] for name, ts in times.items()})
+            measured = Turns(rates)
+            seconds = {name: 1 / measured.rate(name) for name in systems}
             speedup = {name: measured.ratio(name, "diffusers") for name in systems}
             rows.append({"case": label, "steps": steps, "seconds": seconds, "speedup": speedup})
     return rows
