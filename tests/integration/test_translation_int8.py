@@ -42,7 +42,7 @@ def test_the_manifest_says_int8_and_the_weights_are_int8(int8: Translator) -> No
 
     manifest = load_manifest(built("translation-int8"), kind="translation")
     assert manifest.config["precision"] == "int8"
-    assert manifest.source["quantization"]["weights"] == "int8 per channel"
+    assert manifest.source["quantization"]["weights"] == "int8 per channel, 7-bit range"
     assert manifest.source["quantization"]["activations"] == "uint8 per row"
     assert load_manifest(built("translation"), kind="translation").config["precision"] == "fp32"
     graph = onnx.load(str(manifest.path("decoder.onnx")), load_external_data=False).graph

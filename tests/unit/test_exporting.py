@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -73,10 +75,47 @@ def test_the_makefile_builds_every_kinds_int8_folder() -> None:
     assert all(set(k.precisions) <= set(PRECISIONS) for k in kinds.kinds())
 
 
+def _matmul_graph(folder: Path, w: np.ndarray) -> Path:
+    """A graph of one MatMul, ``x (n, K) @ w``, saved as ``folder / "m.onnx"``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", w.shape[0]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", w.shape[1]])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    path = folder / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    return path
+
+
+def test_int8_products_do_not_saturate_where_inputs_and_weights_share_a_sign(tmp_path) -> None:
+    """Large positive activations (after ReLU, SiLU) against large weights of one sign:
+    the pairs of products that AVX2's unsigned-by-signed kernels add in 16 bits
+    (``VPMADDUBSW``) clip at 32,767 with full-range int8 weights; the export's 7-bit
+    weights keep every pair within it. On a CPU with VNNI this holds either way."""
+    from genserve.config import RuntimeSettings
+    from genserve.exporting import quantize_int8
+    from genserve.runtime import OnnxSession
+
+    rng = np.random.default_rng(1)
+    w = rng.uniform(0.5, 1.0, size=(64, 16)).astype(np.float32)
+    w[:, 8:] *= -1  # both signs, each column one
+    path = _matmul_graph(tmp_path, w)
+    quantize_int8(path)
+    x = rng.uniform(0.5, 1.0, size=(4, 64)).astype(np.float32)
+    y = OnnxSession(path, RuntimeSettings(providers="CPUExecutionProvider")).run({"x": x})["y"]
+    exact = x @ w
+    assert np.abs(y - exact).max() / np.abs(exact).max() < 0.02
+
+
 @pytest.mark.parametrize("external", [False, True])
 def test_int8_rewrites_matmul_weights_and_keeps_the_graphs_interface(tmp_path, external) -> None:
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto
 
     from genserve.config import RuntimeSettings
     from genserve.exporting import quantize_int8
@@ -84,15 +123,7 @@ def test_int8_rewrites_matmul_weights_and_keeps_the_graphs_interface(tmp_path, e
 
     rng = np.random.default_rng(0)
     w = rng.normal(size=(64, 32)).astype(np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 64])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 32])],
-        [numpy_helper.from_array(w, "w")],
-    )
-    path = tmp_path / "m.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    path = _matmul_graph(tmp_path, w)
     recorded = quantize_int8(path, external=external)
     assert (tmp_path / "m.onnx.data").is_file() == external
     quantized = onnx.load(str(path))
@@ -100,7 +131,7 @@ def test_int8_rewrites_matmul_weights_and_keeps_the_graphs_interface(tmp_path, e
     assert not any(
         t.name == "w" and t.data_type == TensorProto.FLOAT for t in quantized.graph.initializer
     )
-    assert recorded["weights"] == "int8 per channel"
+    assert recorded["weights"] == "int8 per channel, 7-bit range"
     # Rows of very different sizes: with one scale per batch, the small rows' int8 values
     # (and their results) would depend on the large one beside them.
     x = rng.normal(size=(8, 64)).astype(np.float32) * np.array([[1], [1], [100], *[[1]] * 5])
