@@ -17,9 +17,11 @@ from genserve.exporting import PRECISIONS
 from genserve.kinds import ModelKind
 
 
-def _train(kind: ModelKind, out: Path, steps: int | None) -> dict[str, Any]:
+def _train(kind: ModelKind, out: Path, steps: int | None, resume: bool) -> dict[str, Any]:
     train = kinds.entry(kind.train, "train", kind)
     overrides: dict[str, Any] = {kind.steps_key: steps} if steps else {}
+    if resume:  # only then: a kind's trainer may not know the option
+        overrides["resume"] = True
     result: dict[str, Any] = train(out, **overrides)
     return result
 
@@ -39,7 +41,7 @@ def _export(kind: ModelKind, weights: Path, out: Path, precision: str = "fp32") 
 def _models(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "train":
         out = Path(args.out or PROJECT_ROOT / "models" / args.kind)
-        print(json.dumps(_train(kinds.get(args.kind), out, args.steps), indent=2))
+        print(json.dumps(_train(kinds.get(args.kind), out, args.steps, args.resume), indent=2))
     elif args.action == "export":
         weights = Path(args.folder or PROJECT_ROOT / "models" / args.kind)
         name = args.kind if args.precision == "fp32" else f"{args.kind}-{args.precision}"
@@ -108,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("kind", choices=names)
     p.add_argument("--out", help="weights folder (default models/<kind>)")
     p.add_argument("--steps", type=int, help="override the recipe's step count")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the stopped run whose state (train-state.pt, saved every few hundred "
+        "steps) is in the output folder; same options, same weights as a run never stopped",
+    )
     p = msub.add_parser("export", help="build the ONNX model folder from a weights folder")
     p.add_argument("kind", choices=names)
     p.add_argument("folder", nargs="?", help="weights folder (default models/<kind>)")

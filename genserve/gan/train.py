@@ -21,7 +21,6 @@ an exponential moving average of the generator's. Fixed seed, fixed thread count
 from __future__ import annotations
 
 import copy
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import numpy as np
 
 from genserve.artifacts import write_manifest
 from genserve.gan.digits import DigitClassifier, digit_images
+from genserve.train import Checkpoints
 
 WEIGHTS_FILE = "generator.safetensors"
 DEFAULT_RECIPE: dict[str, Any] = {
@@ -47,12 +47,19 @@ DEFAULT_RECIPE: dict[str, Any] = {
 }
 
 
-def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, Any]:
-    """Train, checkpointing the EMA generator into ``out`` as it goes. Returns a summary."""
+def train(
+    out: Path,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    checkpoint_every: int = 500,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Train, checkpointing the EMA generator into ``out`` as it goes; ``resume``: continue
+    the run that saved ``out/train-state.pt`` (``genserve.train``). Returns a summary."""
     import torch
     import torch.nn.functional as F
     from safetensors.torch import save_file
-    from tqdm import tqdm
 
     from genserve.gan.modules import Discriminator, GanConfig, Generator
 
@@ -94,8 +101,9 @@ def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, An
         return torch.stack(picks, dim=1).reshape(-1)  # (4, n/4) flattened: stride n/4
 
     bs = recipe["batch_size"]
-    started = time.monotonic()
-    bar = tqdm(range(recipe["steps"]), desc="train gan", disable=not progress, unit="step")
+    parts = dict(g=g, d=d, g_ema=g_ema, opt_g=opt_g, opt_d=opt_d, gen=gen)
+    checkpoints = Checkpoints(out, recipe, parts, ("gan",), every=checkpoint_every, resume=resume)
+    bar = checkpoints.loop("gan", recipe["steps"], progress=progress, desc="train gan", unit="step")
     for step in bar:
         idx = draw(bs)
         real, y_real = x_all[idx], y_all[idx]
@@ -143,10 +151,12 @@ def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, An
                 be.copy_(b)
         if step % 50 == 0:
             bar.set_postfix(loss_d=f"{loss_d.item():.3f}", loss_g=f"{loss_g.item():.3f}")
-        if (step + 1) % 500 == 0:
+        if checkpoints.due(step):
             checkpoint()
+            checkpoints.save("gan", step)
     checkpoint()
-    seconds = time.monotonic() - started
+    checkpoints.finish()
+    seconds = checkpoints.seconds()
 
     accuracy = class_accuracy(g_ema, cfg, n=1000, seed=1)
     recipe["train_seconds"] = round(seconds, 1)

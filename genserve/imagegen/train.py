@@ -15,7 +15,6 @@ import copy
 import itertools
 import json
 import math
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 
 from genserve.artifacts import write_manifest
 from genserve.imagegen.shapes import dataset, split_scenes
+from genserve.train import Checkpoints
 
 DEFAULT_RECIPE: dict[str, Any] = {
     "seed": 0,
@@ -172,12 +172,19 @@ def build_models(out: Path, recipe: dict[str, Any]) -> tuple[Any, Any, Any, Any]
     return tok, text, vae, unet
 
 
-def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, Any]:
-    """Train into ``out`` (a diffusers pipeline folder plus genserve.json)."""
+def train(
+    out: Path,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    checkpoint_every: int = 500,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Train into ``out`` (a diffusers pipeline folder plus genserve.json); ``resume``:
+    continue the run that saved ``out/train-state.pt`` (``genserve.train``)."""
     import torch
     import torch.nn.functional as F
     from diffusers import DDIMScheduler, DDPMScheduler, StableDiffusionPipeline
-    from tqdm import tqdm
 
     recipe = {**DEFAULT_RECIPE, **overrides}
     torch.manual_seed(recipe["seed"])
@@ -202,13 +209,19 @@ def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, An
         [""], padding="max_length", max_length=recipe["max_tokens"], return_tensors="pt"
     ).input_ids
     bs = recipe["batch_size"]
-    started = time.monotonic()
+    vae_opt = torch.optim.AdamW(vae.parameters(), lr=recipe["vae_lr"])
+    params = list(unet.parameters()) + list(text.parameters())
+    opt = torch.optim.AdamW(params, lr=recipe["lr"], weight_decay=0.01)
+    ema = copy.deepcopy(unet).eval()
+    parts = dict(vae=vae, vae_opt=vae_opt, unet=unet, text=text, opt=opt, ema=ema, gen=gen)
+    checkpoints = Checkpoints(
+        out, recipe, parts, ("vae", "unet"), every=checkpoint_every, resume=resume
+    )
 
     # Phase 1: the autoencoder.
-    opt = torch.optim.AdamW(vae.parameters(), lr=recipe["vae_lr"])
-    bar = tqdm(range(recipe["vae_steps"]), desc="train imagegen vae", disable=not progress)
+    bar = checkpoints.loop("vae", recipe["vae_steps"], progress=progress, desc="train imagegen vae")
     for step in bar:
-        for g in opt.param_groups:
+        for g in vae_opt.param_groups:
             g["lr"] = recipe["vae_lr"] * 0.5 * (1 + math.cos(math.pi * step / recipe["vae_steps"]))
         idx = torch.randint(len(x_all), (bs,), generator=gen)
         x = x_all[idx]
@@ -219,11 +232,13 @@ def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, An
         kl = post.kl().mean()
         # L1 beside MSE sharpens the edges (MSE alone leaves a soft ring round a shape).
         loss = F.mse_loss(rec, x) + recipe["vae_l1"] * F.l1_loss(rec, x) + 1e-6 * kl
-        opt.zero_grad(set_to_none=True)
+        vae_opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        vae_opt.step()
         if step % 20 == 0:
             bar.set_postfix(mse=f"{F.mse_loss(rec, x).item():.4f}")
+        if checkpoints.due(step):
+            checkpoints.save("vae", step)
     vae.eval()
     with torch.no_grad():
         latents = torch.cat(
@@ -235,9 +250,6 @@ def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, An
 
     # Phase 2: UNet and text encoder, DDPM noise prediction.
     sched: Any = DDPMScheduler(**SCHEDULER)
-    params = list(unet.parameters()) + list(text.parameters())
-    opt = torch.optim.AdamW(params, lr=recipe["lr"], weight_decay=0.01)
-    ema = copy.deepcopy(unet).eval()
     steps, warm = recipe["unet_steps"], recipe["warmup"]
 
     def save() -> None:
@@ -254,7 +266,7 @@ def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, An
         )
         pipe.save_pretrained(str(out), safe_serialization=True)
 
-    bar = tqdm(range(steps), desc="train imagegen unet", disable=not progress)
+    bar = checkpoints.loop("unet", steps, progress=progress, desc="train imagegen unet")
     for step in bar:
         lr = (
             recipe["lr"]
@@ -285,10 +297,12 @@ def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, An
                 pe.lerp_(p, 1 - d)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
-        if (step + 1) % 500 == 0:
+        if checkpoints.due(step):
             save()
+            checkpoints.save("unet", step)
     save()
-    seconds = time.monotonic() - started
+    checkpoints.finish()
+    seconds = checkpoints.seconds()
     text.eval()
     recipe.update(
         train_seconds=round(seconds, 1), torch=torch.__version__, vae_scaling_factor=scaling

@@ -14,11 +14,11 @@ import math
 import random
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from genserve.artifacts import write_manifest
+from genserve.train import Checkpoints
 from genserve.translation.corpus import generate
 
 DEFAULT_RECIPE: dict[str, Any] = {
@@ -177,10 +177,17 @@ def _pad(rows: list[list[int]], value: int) -> Any:
     return torch.tensor([r + [value] * (width - len(r)) for r in rows])
 
 
-def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, Any]:
-    """Train into ``out``; returns a summary with held-out BLEU of greedy decoding."""
+def train(
+    out: Path,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    checkpoint_every: int = 400,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Train into ``out``; ``resume``: continue the run that saved ``out/train-state.pt``
+    (``genserve.train``). Returns a summary with held-out BLEU of greedy decoding."""
     import torch
-    from tqdm import tqdm
 
     recipe = {**DEFAULT_RECIPE, **overrides}
     random.seed(recipe["seed"])
@@ -212,12 +219,18 @@ def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, An
         model.to(torch.float16).save_pretrained(out, safe_serialization=True)
         model.to(torch.float32).train()
 
-    started = time.monotonic()
+    align = Alignment(model, recipe)
     batches: list[list[int]] = []
-    bar = tqdm(range(recipe["steps"]), desc="train translation", disable=not progress, unit="step")
+    parts = dict(model=model, opt=opt, rng=rng, batches=batches, **align.parts())
+    checkpoints = Checkpoints(
+        out, recipe, parts, ("main", "align"), every=checkpoint_every, resume=resume
+    )
+    bar = checkpoints.loop(
+        "main", recipe["steps"], progress=progress, desc="train translation", unit="step"
+    )
     for step in bar:
         if not batches:
-            batches = _batches(rng, src, tgt, recipe["batch_size"])
+            batches.extend(_batches(rng, src, tgt, recipe["batch_size"]))
         idx = batches.pop()
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
@@ -228,12 +241,15 @@ def train(out: Path, *, progress: bool = True, **overrides: Any) -> dict[str, An
         opt.step()
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        if (step + 1) % 400 == 0:
+        if checkpoints.due(step):
             checkpoint()
+            checkpoints.save("main", step)
+    if not checkpoints.finished("main"):  # (a resumed run's weights are already past it)
+        checkpoint()
+    align.run(corpus, sp, checkpoints, progress=progress)
     checkpoint()
-    guided_alignment(model, corpus, sp, recipe, progress=progress)
-    checkpoint()
-    seconds = time.monotonic() - started
+    checkpoints.finish()
+    seconds = checkpoints.seconds()
     write_hf_extras(out)
 
     bleu = heldout_bleu(out, corpus.heldout[: recipe["eval_pairs"]])
@@ -282,48 +298,68 @@ def alignment_targets(sp: Any, pair: Any) -> tuple[int, list[int]] | None:
     return None
 
 
-def guided_alignment(
-    model: Any, corpus: Any, sp: Any, recipe: dict[str, Any], *, progress: bool = True
-) -> None:
-    """Phase 2: cross-entropy plus -log(attention mass on the referent noun) at the
-    pronoun step, last decoder layer, heads averaged (the layer the service shows)."""
-    import torch
-    from tqdm import tqdm
+class Alignment:
+    """Phase 2, guided alignment: cross-entropy plus -log(attention mass on the referent
+    noun) at the pronoun step, last decoder layer, heads averaged (the layer the service
+    shows). Its optimizer and data order exist from the start, so that a resumed run
+    restores them with the rest (``parts``)."""
 
-    if not recipe["align_steps"]:
-        return
-    model.set_attn_implementation("eager")
-    model.train()
-    rng = random.Random(recipe["seed"] + 2)
-    eos = 1
-    pairs = corpus.train
-    src = [[*ids, eos] for ids in sp.encode([p.en for p in pairs])]
-    tgt = [[*ids, eos] for ids in sp.encode([p.fr for p in pairs])]
-    targets = [alignment_targets(sp, p) for p in pairs]
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe["align_lr"], betas=(0.9, 0.98))
-    batches: list[list[int]] = []
-    bar = tqdm(range(recipe["align_steps"]), desc="guided alignment", disable=not progress)
-    for _ in bar:
-        if not batches:
-            batches = _batches(rng, src, tgt, recipe["batch_size"])
-        idx = batches.pop()
-        loss, out = _forward(model, src, tgt, idx, recipe["label_smoothing"], attentions=True)
-        attention = out.cross_attentions[-1].mean(dim=1)  # (B, T, S)
-        masses = []
-        for row, i in enumerate(idx):
-            target = targets[i]
-            if target is not None:
-                masses.append(attention[row, target[0], target[1]].sum())
-        if masses:
-            align = -torch.log(torch.stack(masses) + 1e-6).mean()
-            loss = loss + recipe["align_weight"] * align
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if masses:
-            bar.set_postfix(loss=f"{loss.item():.3f}", mass=f"{torch.stack(masses).mean():.2f}")
-    model.set_attn_implementation("sdpa")
+    def __init__(self, model: Any, recipe: dict[str, Any]) -> None:
+        import torch
+
+        self.model, self.recipe = model, recipe
+        self.opt = torch.optim.AdamW(model.parameters(), lr=recipe["align_lr"], betas=(0.9, 0.98))
+        self.rng = random.Random(recipe["seed"] + 2)
+        self.batches: list[list[int]] = []
+
+    def parts(self) -> dict[str, Any]:
+        return {"align_opt": self.opt, "align_rng": self.rng, "align_batches": self.batches}
+
+    def run(
+        self,
+        corpus: Any,
+        sp: Any,
+        checkpoints: Checkpoints,
+        *,
+        progress: bool = True,
+    ) -> None:
+        import torch
+
+        model, recipe, batches = self.model, self.recipe, self.batches
+        steps = recipe["align_steps"]
+        if checkpoints.first("align", steps) >= steps:
+            return
+        model.set_attn_implementation("eager")
+        model.train()
+        eos = 1
+        pairs = corpus.train
+        src = [[*ids, eos] for ids in sp.encode([p.en for p in pairs])]
+        tgt = [[*ids, eos] for ids in sp.encode([p.fr for p in pairs])]
+        targets = [alignment_targets(sp, p) for p in pairs]
+        bar = checkpoints.loop("align", steps, progress=progress, desc="guided alignment")
+        for step in bar:
+            if not batches:
+                batches.extend(_batches(self.rng, src, tgt, recipe["batch_size"]))
+            idx = batches.pop()
+            loss, out = _forward(model, src, tgt, idx, recipe["label_smoothing"], attentions=True)
+            attention = out.cross_attentions[-1].mean(dim=1)  # (B, T, S)
+            masses = []
+            for row, i in enumerate(idx):
+                target = targets[i]
+                if target is not None:
+                    masses.append(attention[row, target[0], target[1]].sum())
+            if masses:
+                align = -torch.log(torch.stack(masses) + 1e-6).mean()
+                loss = loss + recipe["align_weight"] * align
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            self.opt.step()
+            if masses:
+                bar.set_postfix(loss=f"{loss.item():.3f}", mass=f"{torch.stack(masses).mean():.2f}")
+            if checkpoints.due(step):  # the state only: the recipe writes no weights here
+                checkpoints.save("align", step)
+        model.set_attn_implementation("sdpa")
 
 
 GENERATION_CONFIG = {

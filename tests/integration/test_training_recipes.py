@@ -7,6 +7,9 @@ code behind `genserve models train ...` still works, without paying for a real r
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from genserve.artifacts import load_manifest
 
@@ -52,3 +55,99 @@ def test_imagegen_recipe(tmp_path: Path) -> None:
     m = load_manifest(tmp_path, kind="imagegen")
     assert "unet/diffusion_pytorch_model.safetensors" in m.files
     assert summary["vae_scaling_factor"] > 0
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stopped_then_resumed(
+    train: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, saves: int, **recipe: Any
+) -> tuple[Path, Path]:
+    """Train ``recipe`` straight into one folder; into another, stop the run (an
+    exception, as a kill would) right after its ``saves``-th state save, then resume it."""
+    from genserve.train import STATE_FILE, Checkpoints
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(straight, progress=False, checkpoint_every=2, **recipe)
+    save = Checkpoints.save
+    done: list[str] = []
+
+    def save_then_stop(self: Checkpoints, phase: str, step: int) -> None:
+        save(self, phase, step)
+        done.append(phase)
+        if len(done) == saves:
+            raise _Stop
+
+    monkeypatch.setattr(Checkpoints, "save", save_then_stop)
+    with pytest.raises(_Stop):
+        train(resumed, progress=False, checkpoint_every=2, **recipe)
+    assert (resumed / STATE_FILE).is_file()
+    train(resumed, progress=False, checkpoint_every=2, resume=True, **recipe)
+    assert not (resumed / STATE_FILE).exists(), "a finished run leaves no state behind"
+    return straight, resumed
+
+
+def _same_weights(a: Path, b: Path) -> list[str]:
+    files = sorted(str(p.relative_to(a)) for p in a.rglob("*.safetensors"))
+    assert files and files == sorted(str(p.relative_to(b)) for p in b.rglob("*.safetensors"))
+    for name in files:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), f"{name} differs"
+    return files
+
+
+def test_gan_resumed_run_ends_with_the_same_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from genserve.gan.train import train
+
+    a, b = _stopped_then_resumed(train, tmp_path, monkeypatch, 1, steps=5)
+    _same_weights(a, b)
+    assert load_manifest(b, kind="gan").recipe["steps"] == 5
+
+
+def test_translation_resumed_in_its_second_phase_ends_with_the_same_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from genserve.translation.train import train
+
+    recipe = dict(steps=4, align_steps=4, corpus_pairs=2_000, vocab_size=600, eval_pairs=4)
+    # saves: main at 2 and 4 steps, alignment at 2 and 4: stopped in the alignment
+    a, b = _stopped_then_resumed(train, tmp_path, monkeypatch, 3, **recipe)
+    assert "model.safetensors" in _same_weights(a, b)
+
+
+@pytest.mark.parametrize("saves", [1, 3], ids=["in-autoencoder", "in-unet"])
+def test_imagegen_resumed_run_ends_with_the_same_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, saves: int
+) -> None:
+    from genserve.imagegen.train import train
+
+    recipe = dict(vae_steps=4, unet_steps=4, per_scene=1, batch_size=8)
+    a, b = _stopped_then_resumed(train, tmp_path, monkeypatch, saves, **recipe)
+    assert len(_same_weights(a, b)) == 3  # text encoder, autoencoder, UNet
+
+
+def test_resume_refuses_another_recipe_and_a_missing_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from genserve.errors import ConfigError
+    from genserve.gan.train import train
+    from genserve.train import Checkpoints
+
+    with pytest.raises(ConfigError, match="nothing to resume") as missing:
+        train(tmp_path, progress=False, steps=4, resume=True)
+    assert missing.value.field == "resume"
+
+    save = Checkpoints.save
+
+    def save_then_stop(self: Checkpoints, phase: str, step: int) -> None:
+        save(self, phase, step)
+        raise _Stop
+
+    monkeypatch.setattr(Checkpoints, "save", save_then_stop)
+    with pytest.raises(_Stop):
+        train(tmp_path, progress=False, steps=4, checkpoint_every=2)
+    with pytest.raises(ConfigError, match=r"another recipe \(lr differ") as other:
+        train(tmp_path, progress=False, steps=4, checkpoint_every=2, lr=1e-3, resume=True)
+    assert other.value.field == "resume"
