@@ -31,10 +31,12 @@ still decides the head call (nothing starves). The calls share the CPU; with
 
 Iteration-level batching (``iterative=True``, for a model that decodes step by step): the
 call is ``run(feed, key)`` and lasts as long as it has rows. Before each of its
-iterations it takes, through ``feed.take``, the queued requests that share its key (while
-they are at the head of the queue: a request with another key waits only for the rows
-already running), and hands each request its results through ``feed.finish`` as soon as
-that request's rows are done, instead of when the whole batch is.
+iterations it takes, through ``feed.take``, the requests at the head of the queue that fit,
+whatever their key (each comes with its own: the model runs rows of different options in
+one iteration, a greedy sentence beside beam searches), and hands each request its
+results through ``feed.finish`` as soon as that request's rows are done, instead of when
+the whole batch is. So no request waits for a running batch to end, and one call runs at a
+time.
 """
 
 from __future__ import annotations
@@ -266,14 +268,14 @@ class MicroBatcher:
             self._on_depth(self._queued_rows)
             return batch, head
 
-    def _take_joiners(self, key: Hashable, room: int) -> list[_Pending]:
-        """Queued requests with ``key`` at the head of the queue that fit in ``room``
-        rows (worker thread: an iterative call between two iterations)."""
+    def _take_joiners(self, room: int) -> list[_Pending]:
+        """Queued requests at the head of the queue that fit in ``room`` rows, in order
+        (worker thread: an iterative call between two iterations)."""
         taken: list[_Pending] = []
         if not self._queue:  # (a racy read: the next iteration looks again)
             return taken
         with self._lock:
-            while self._queue and self._queue[0].key == key and self._queue[0].rows <= room:
+            while self._queue and self._queue[0].rows <= room:
                 p = self._queue.popleft()
                 p.queued = False
                 taken.append(p)
@@ -381,7 +383,7 @@ class MicroBatcher:
 
 class Feed:
     """An iterative call's view of the queue, used from its worker thread: ``take`` the
-    requests that join now (the call's first batch, then queued ones with its key),
+    requests that join now (the call's first batch, then queued ones of any key),
     ``finish`` each one as its rows are done. Tickets name requests."""
 
     def __init__(
@@ -399,13 +401,15 @@ class Feed:
     def max_rows(self) -> int:
         return self._batcher.max_batch_size
 
-    def take(self, room: int) -> list[tuple[int, Sequence[Any]]]:
+    def take(self, room: int) -> list[tuple[int, Sequence[Any], Hashable]]:
         """Requests to add before the next iteration, at most ``room`` rows (the first
-        call's batch whatever its size), as (ticket, rows)."""
+        call's batch whatever its size), as (ticket, rows, key)."""
+        joining: list[_Pending] = []
         if self._first is not None:
             joining, self._first = self._first, None
-        else:
-            joining = self._batcher._take_joiners(self.key, room) if room > 0 else []
+            room -= sum(p.rows for p in joining)
+        if room > 0:
+            joining += self._batcher._take_joiners(room)
         now = time.perf_counter()
         out = []
         for p in joining:
@@ -414,7 +418,7 @@ class Feed:
             self._tickets += 1
             self.rows += p.rows
             self._open[self._tickets] = (p, now)
-            out.append((self._tickets, p.items))
+            out.append((self._tickets, p.items, p.key))
         for ticket in self._open:
             self._company[ticket] = max(self._company.get(ticket, 0), self.rows)
         self._batcher._running = self.rows

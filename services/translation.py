@@ -6,8 +6,9 @@ GET  /v1/model      the loaded model: manifest summary, decoding defaults, provi
 
 Texts of concurrent requests with the same decoding options are batched together; with
 GENSERVE_TRANSLATION_ITERATION_BATCHING=true at the level of decoder steps: a request
-that arrives while others decode joins them at the next step, and each request is
-answered as soon as its own texts are done (off by default: BENCHMARKS.md).
+that arrives while others decode joins them at the next step, whatever its options
+(greedy beside beam searches), and each request is answered as soon as its own texts are
+done (off by default: BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -54,9 +55,10 @@ class TranslationService(ModelService[Translator]):
         return cast(TranslationSettings, self.settings).iteration_batching
 
     def run_iterative(self, feed: Any, key: Hashable) -> None:
-        """Iteration-level batching: requests join the running search between decoder
-        steps and leave it as they finish (Translator.run_iterative)."""
-        self.working_model.run_iterative(feed, cast(Options, key))
+        """Iteration-level batching: requests join the running decode between decoder
+        steps, whatever their options, and leave it as they finish
+        (Translator.run_iterative; ``key`` is the first request's, each carries its own)."""
+        self.working_model.run_iterative(feed)
 
     @app.post("/translate", response_model=TranslateResponse, response_model_exclude_none=True)
     async def translate(self, req: TranslateRequest) -> TranslateResponse:

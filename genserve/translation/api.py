@@ -39,9 +39,9 @@ class TranslationSettings(KindSettings):
     )
     iteration_batching: bool = Field(
         False,
-        description="requests join a running batch at the next decoder step and leave it "
-        "as they finish; false: a batch runs to its end before the next one starts (the "
-        "default: measured faster on a 2-core host, BENCHMARKS.md)",
+        description="requests join the running decode at the next decoder step, whatever "
+        "their options, and leave it as they finish; false: a batch runs to its end before "
+        "the next one starts (the default: measured faster on a 2-core host, BENCHMARKS.md)",
     )
 
 

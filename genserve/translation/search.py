@@ -122,27 +122,33 @@ class DecoderState:
             self.positions[rows],
         )
 
-    def extend(self, other: DecoderState) -> DecoderState:
-        """These rows, then ``other``'s: sources and pasts padded on the right to the
-        longer one (masked by ``mask`` and ``positions``)."""
-        s = max(self.mask.shape[1], other.mask.shape[1])
-        t = max(self.past_keys.shape[3], other.past_keys.shape[3])
+    @classmethod
+    def concatenate(cls, parts: list[DecoderState]) -> DecoderState:
+        """The rows of every part, in order: sources and pasts padded on the right to the
+        longest (masked by ``mask`` and ``positions``); a lone part with rows as it is."""
+        full = [p for p in parts if p.rows]
+        if len(full) == 1:
+            return full[0]
+        parts = full or parts[:1]
+        s = max(p.mask.shape[1] for p in parts)
+        t = max(p.past_keys.shape[3] for p in parts)
 
-        def join(a: np.ndarray, b: np.ndarray, axis: int, width: int) -> np.ndarray:
-            def pad(x: np.ndarray) -> np.ndarray:
+        def join(name: str, axis: int, width: int) -> np.ndarray:
+            arrays = [getattr(p, name) for p in parts]
+            padded = []
+            for x in arrays:
                 widths = [(0, 0)] * x.ndim
                 widths[axis] = (0, width - x.shape[axis])
-                return np.pad(x, widths) if x.shape[axis] < width else x
+                padded.append(np.pad(x, widths) if x.shape[axis] < width else x)
+            return np.concatenate(padded, axis=1 if arrays[0].ndim == 5 else 0)
 
-            return np.concatenate([pad(a), pad(b)], axis=1 if a.ndim == 5 else 0)
-
-        return DecoderState(
-            join(self.cross_keys, other.cross_keys, 3, s),
-            join(self.cross_values, other.cross_values, 3, s),
-            join(self.mask, other.mask, 1, s),
-            join(self.past_keys, other.past_keys, 3, t),
-            join(self.past_values, other.past_values, 3, t),
-            np.concatenate([self.positions, other.positions]),
+        return cls(
+            join("cross_keys", 3, s),
+            join("cross_values", 3, s),
+            join("mask", 1, s),
+            join("past_keys", 3, t),
+            join("past_values", 3, t),
+            np.concatenate([p.positions for p in parts]),
         )
 
     def advance(self, new_keys: np.ndarray, new_values: np.ndarray) -> None:
@@ -167,10 +173,12 @@ class DecoderState:
 @dataclass
 class Joiners:
     """Rows that join a running search between two steps: their encoded state (no past
-    yet) and an id per row, under which ``DoneFn`` hands back each one's hypothesis."""
+    yet), an id per row, under which ``DoneFn`` hands back each one's hypothesis, and
+    each row's search constants (None: those of the search it joins)."""
 
     state: DecoderState
     ids: list[Hashable]
+    configs: list[SearchConfig] | None = None
 
 
 JoinFn = Callable[[], Joiners | None]  # asked before every step; None: nobody new
@@ -224,73 +232,6 @@ def top_sorted(scores: np.ndarray, n: int) -> np.ndarray:
     return col[order][first[:, None] + np.arange(n)]
 
 
-def _admit(
-    join: JoinFn | None,
-    state: DecoderState,
-    tokens: np.ndarray,
-    cfg: SearchConfig,
-    copies: int = 1,
-) -> tuple[DecoderState, np.ndarray, list[Hashable]]:
-    """The rows ``join`` adds before this step, each as ``copies`` decoder rows (beams),
-    appended to ``state`` with their start tokens; and their ids (none: nobody joined)."""
-    joiners = join() if join is not None else None
-    if joiners is None or not joiners.state.rows:
-        return state, tokens, []
-    new = joiners.state.take(np.repeat(np.arange(joiners.state.rows), copies))
-    start = np.full((new.rows, 1), cfg.start_id, np.int64)
-    return state.extend(new), np.concatenate([tokens, start]), list(joiners.ids)
-
-
-def greedy(
-    step: StepFn,
-    state: DecoderState,
-    cfg: SearchConfig,
-    join: JoinFn | None = None,
-    done: DoneFn | None = None,
-) -> list[Hypothesis]:
-    """Greedy search for every row of ``state``; finished rows leave the batch at once.
-
-    ``join``, asked before every step, may add rows (iteration-level batching); their
-    hypotheses go to ``done`` as each finishes. The returned list holds ``state``'s own
-    rows, in order. A row's tokens do not depend on the rows beside it."""
-    hyps: dict[Hashable, Hypothesis] = {}
-    ids: list[Hashable] = list(range(state.rows))
-    own = list(ids)
-    for i in ids:
-        hyps[i] = Hypothesis([], 0.0)
-    steps = np.zeros(state.rows, np.int64)
-    tokens = np.full((state.rows, 1), cfg.start_id, np.int64)
-    results: dict[Hashable, Hypothesis] = {}
-    while True:
-        state, tokens, joined = _admit(join, state, tokens, cfg)
-        ids += joined
-        hyps.update((i, Hypothesis([], 0.0)) for i in joined)
-        steps = np.concatenate([steps, np.zeros(len(joined), np.int64)])
-        if not ids:
-            break
-        log_probs, new_keys, new_values = step(tokens, state)
-        state.advance(new_keys, new_values)
-        # a forced end scores what the model gave it, not the 0 that forced it
-        eos_scores = log_probs[:, cfg.eos_id].copy()
-        nxt = _process(log_probs, cfg, steps).argmax(axis=-1)
-        chosen = np.where(nxt == cfg.eos_id, eos_scores, log_probs[np.arange(len(nxt)), nxt])
-        for row, tok, sc in zip(ids, nxt, chosen, strict=True):
-            hyps[row].tokens.append(int(tok))
-            hyps[row].score += float(sc)
-        steps += 1
-        keep = (nxt != cfg.eos_id) & (steps < cfg.max_new_tokens)
-        for i in np.flatnonzero(~keep):
-            results[ids[i]] = hyps.pop(ids[i])
-            if done is not None:
-                done(ids[i], results[ids[i]])
-        if not keep.all():
-            kept = np.flatnonzero(keep)
-            ids, steps = [ids[i] for i in kept], steps[kept]
-            state = state.take(kept)
-        tokens = nxt[keep][:, None]
-    return [results[i] for i in own]
-
-
 @dataclass
 class _Beams:
     """Beam search state of the batch items still searching (arrays over items first)."""
@@ -341,33 +282,83 @@ class _Beams:
         )
 
 
-def beam_search(
-    step: StepFn,
-    state: DecoderState,
-    cfg: SearchConfig,
-    join: JoinFn | None = None,
-    done: DoneFn | None = None,
-) -> list[Hypothesis]:
-    """Beam search (``cfg.num_beams`` >= 2) for every row of ``state``; ``join`` and
-    ``done`` as in ``greedy`` (a joining row brings its ``num_beams`` decoder rows)."""
-    k = cfg.num_beams
-    own: list[Hashable] = list(range(state.rows))
-    # Each batch item's rows are repeated k times: row = item * k + beam.
-    state = state.take(np.repeat(np.arange(state.rows), k))
-    beams = _Beams.start(own, k)
-    results: dict[Hashable, Hypothesis] = {}
-    tokens = np.full((len(own) * k, 1), cfg.start_id, np.int64)
-    n_keep = 2 * k
-    while True:
-        state, tokens, joined = _admit(join, state, tokens, cfg, copies=k)
-        if joined:
-            beams = beams.extend(_Beams.start(joined, k))
+Finished = list[tuple[Hashable, Hypothesis]]
+
+
+class _Greedy:
+    """Greedy search of the items with one ``SearchConfig``: one decoder row each."""
+
+    copies = 1
+
+    def __init__(self, cfg: SearchConfig) -> None:
+        self.cfg = cfg
+        self.ids: list[Hashable] = []
+        self.hyps: list[Hypothesis] = []
+        self.steps = np.zeros(0, np.int64)
+        self.tokens = np.zeros((0, 1), np.int64)
+
+    @property
+    def rows(self) -> int:
+        return len(self.ids)
+
+    def add(self, ids: list[Hashable]) -> None:
+        self.ids += ids
+        self.hyps += [Hypothesis([], 0.0) for _ in ids]
+        self.steps = np.concatenate([self.steps, np.zeros(len(ids), np.int64)])
+        start = np.full((len(ids), 1), self.cfg.start_id, np.int64)
+        self.tokens = np.concatenate([self.tokens, start])
+
+    def advance(self, log_probs: np.ndarray) -> tuple[np.ndarray | None, Finished]:
+        """After a step (``log_probs``: this group's rows, in place): the rows that go on,
+        in their new order (None: every row, as it was), and the items that finished."""
+        cfg = self.cfg
+        # a forced end scores what the model gave it, not the 0 that forced it
+        eos_scores = log_probs[:, cfg.eos_id].copy()
+        nxt = _process(log_probs, cfg, self.steps).argmax(axis=-1)
+        chosen = np.where(nxt == cfg.eos_id, eos_scores, log_probs[np.arange(len(nxt)), nxt])
+        for hyp, tok, sc in zip(self.hyps, nxt, chosen, strict=True):
+            hyp.tokens.append(int(tok))
+            hyp.score += float(sc)
+        self.steps += 1
+        keep = (nxt != cfg.eos_id) & (self.steps < cfg.max_new_tokens)
+        if keep.all():
+            self.tokens = nxt[:, None]
+            return None, []
+        kept = np.flatnonzero(keep)
+        finished = [(self.ids[i], self.hyps[i]) for i in np.flatnonzero(~keep)]
+        self.ids = [self.ids[i] for i in kept]
+        self.hyps = [self.hyps[i] for i in kept]
+        self.steps = self.steps[kept]
+        self.tokens = nxt[kept][:, None]
+        return kept, finished
+
+
+class _BeamSearch:
+    """Beam search (``cfg.num_beams`` >= 2) of the items with one ``SearchConfig``: each
+    item's rows are its ``num_beams`` beams, row = item * k + beam."""
+
+    def __init__(self, cfg: SearchConfig) -> None:
+        self.cfg = cfg
+        self.copies = cfg.num_beams
+        self.beams = _Beams.start([], cfg.num_beams)
+        self.tokens = np.zeros((0, 1), np.int64)
+
+    @property
+    def rows(self) -> int:
+        return len(self.beams.items) * self.copies
+
+    def add(self, ids: list[Hashable]) -> None:
+        self.beams = self.beams.extend(_Beams.start(ids, self.copies))
+        start = np.full((len(ids) * self.copies, 1), self.cfg.start_id, np.int64)
+        self.tokens = np.concatenate([self.tokens, start])
+
+    def advance(self, log_probs: np.ndarray) -> tuple[np.ndarray | None, Finished]:
+        """As ``_Greedy.advance``: the rows that go on (a beam may continue another
+        beam's past) and the items that finished."""
+        cfg, beams, k = self.cfg, self.beams, self.copies
         nb = len(beams.items)
-        if nb == 0:
-            break
+        n_keep = 2 * k
         cur_len = (beams.steps + 1).astype(np.float64)  # the start token plus the tokens so far
-        log_probs, new_keys, new_values = step(tokens, state)
-        state.advance(new_keys, new_values)
         row_steps = np.repeat(beams.steps, k)
         log_probs = _process(log_probs.astype(np.float32, copy=False), cfg, row_steps)
         vocab = log_probs.shape[-1]
@@ -398,7 +389,7 @@ def beam_search(
             new_flags.append(flags[order[i]])
         beams.finished = new_finished
         beams.finished_scores = np.take_along_axis(merged_scores, order, axis=1)
-        beams.finished_flags = np.array(new_flags)
+        beams.finished_flags = np.array(new_flags).reshape(nb, k)
 
         # Running beams: the best k candidates that did not finish.
         running_scores = np.where(hits, top_scores + NEG, top_scores)
@@ -419,18 +410,121 @@ def beam_search(
             beams.finished_flags, beams.finished_scores.min(axis=1, keepdims=True), NEG
         )
         searching = (best_running[:, None] > worst).any(axis=1) & ~hits.all(axis=1)
+        finished: Finished = []
         for ended in np.flatnonzero(~searching):
-            item = beams.items[ended]
             best = beams.finished[ended][0]
-            results[item] = Hypothesis(best, float(beams.finished_scores[ended, 0]))
-            if done is not None:
-                done(item, results[item])
+            finished.append(
+                (beams.items[ended], Hypothesis(best, float(beams.finished_scores[ended, 0])))
+            )
         keep_items = np.flatnonzero(searching)
+        self.tokens = new_tok[keep_items].reshape(-1, 1)
         if len(keep_items) == nb:  # every item searches on: its beams swap pasts
-            state = state.reorder(rows)
+            return rows, finished
+        self.beams = beams.take(keep_items)
+        return rows[(keep_items[:, None] * k + np.arange(k)).reshape(-1)], finished
+
+
+_Group = _Greedy | _BeamSearch
+
+
+def decode(step: StepFn, state: DecoderState, join: JoinFn, done: DoneFn) -> None:
+    """Decode every row that ``join`` brings until none is left: iteration-level batching.
+
+    ``join`` is asked before every step and may add rows, each with its own
+    ``SearchConfig`` (greedy or any number of beams, any length): rows of every config
+    share each decoder step, while each config's group of items searches as it would
+    alone. ``state`` holds the rows of every group, group after group; a finished item
+    leaves at once and goes to ``done``. A row's tokens do not depend on the rows beside
+    it."""
+    groups: dict[SearchConfig, _Group] = {}
+    while True:
+        joiners = join()
+        if joiners is not None and joiners.state.rows:
+            state = _admit(state, groups, joiners)
+        if not state.rows:
+            return
+        if len(groups) == 1:
+            tokens = next(iter(groups.values())).tokens
         else:
-            keep_rows = (keep_items[:, None] * k + np.arange(k)).reshape(-1)
-            state = state.take(rows[keep_rows])
-        tokens = new_tok[keep_items].reshape(-1, 1)
-        beams = beams.take(keep_items)
+            tokens = np.concatenate([g.tokens for g in groups.values()])
+        log_probs, new_keys, new_values = step(tokens, state)
+        state.advance(new_keys, new_values)
+        kept, start, moved = [], 0, False
+        for cfg, group in list(groups.items()):
+            n = group.rows
+            rows, finished = group.advance(log_probs[start : start + n])
+            moved = moved or rows is not None
+            kept.append(np.arange(start, start + n) if rows is None else rows + start)
+            start += n
+            for item, hyp in finished:
+                done(item, hyp)
+            if not group.rows:
+                del groups[cfg]
+        if moved:
+            state = state.take(np.concatenate(kept))
+
+
+def _admit(
+    state: DecoderState, groups: dict[SearchConfig, _Group], joiners: Joiners
+) -> DecoderState:
+    """``state`` with ``joiners``' rows added to their configs' groups (a group made for
+    a config not yet searching), each row as its group's ``copies`` decoder rows
+    (beams); the rows stay group after group."""
+    configs = joiners.configs
+    assert configs is not None and len(configs) == joiners.state.rows
+    spans: dict[SearchConfig, np.ndarray] = {}
+    start = 0
+    for cfg, group in groups.items():
+        spans[cfg] = np.arange(start, start + group.rows)
+        start += group.rows
+    parts, added = [state], {}
+    for cfg in dict.fromkeys(configs):  # in order of first appearance
+        mine = [i for i, c in enumerate(configs) if c == cfg]
+        if cfg not in groups:
+            groups[cfg] = _Greedy(cfg) if cfg.num_beams == 1 else _BeamSearch(cfg)
+            spans[cfg] = np.arange(0)
+        group = groups[cfg]
+        group.add([joiners.ids[i] for i in mine])
+        if len(mine) == joiners.state.rows and group.copies == 1:
+            parts.append(joiners.state)  # every row, once: no copy
+        else:
+            parts.append(joiners.state.take(np.repeat(np.array(mine), group.copies)))
+        added[cfg] = np.arange(start, start + len(mine) * group.copies)
+        start += len(mine) * group.copies
+    state = DecoderState.concatenate(parts)
+    order = np.concatenate([np.concatenate([spans[c], added.get(c, spans[c][:0])]) for c in groups])
+    if (order != np.arange(len(order))).any():  # a group that had rows got more
+        state = state.take(order)
+    return state
+
+
+def search(
+    step: StepFn,
+    state: DecoderState,
+    cfg: SearchConfig,
+    join: JoinFn | None = None,
+    done: DoneFn | None = None,
+) -> list[Hypothesis]:
+    """Greedy (``cfg.num_beams`` 1) or beam search for every row of ``state``, a beam
+    search's row bringing its ``num_beams`` decoder rows; finished rows leave the batch at
+    once. ``join``, asked before every step, may add rows (iteration-level batching; of
+    config ``cfg`` unless they name their own), whose hypotheses go to ``done`` as each
+    finishes (``state``'s own rows too). Returns ``state``'s own hypotheses, in order. A
+    row's tokens do not depend on the rows beside it."""
+    own: list[Hashable] = list(range(state.rows))
+    results: dict[Hashable, Hypothesis] = {}
+    first: list[Joiners | None] = [Joiners(state, own, [cfg] * state.rows)]
+
+    def joining() -> Joiners | None:
+        joiners = first.pop() if first else join() if join is not None else None
+        if joiners is not None and joiners.configs is None:
+            joiners = Joiners(joiners.state, joiners.ids, [cfg] * joiners.state.rows)
+        return joiners
+
+    def finished(item: Hashable, hyp: Hypothesis) -> None:
+        results[item] = hyp
+        if done is not None:
+            done(item, hyp)
+
+    decode(step, state.take(np.arange(0)), joining, finished)
     return [results[i] for i in own]

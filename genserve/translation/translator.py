@@ -38,8 +38,8 @@ from genserve.translation.search import (
     Hypothesis,
     Joiners,
     SearchConfig,
-    beam_search,
-    greedy,
+    decode,
+    search,
 )
 from genserve.translation.tokenizer import MarianTokenizer
 
@@ -132,7 +132,6 @@ class Seq2Seq:
         """Search for id rows (each ending with eos); one hypothesis per row."""
         state = self.encode(rows)
         cfg = cfg or self.search_config(options)
-        search = greedy if cfg.num_beams == 1 else beam_search
         return search(self.step, state, cfg)
 
     def attention(self, rows: list[list[int]], hyps: list[Hypothesis]) -> np.ndarray:
@@ -262,14 +261,13 @@ class Translator(ServedModel[Options]):
         """Rows times beams, twice that with attention (a second pass over the tokens)."""
         return float(rows * options.num_beams * (2 if options.return_attention else 1))
 
-    def run_iterative(self, feed: Feed, options: Options) -> None:
-        """Iteration-level batching (the batcher's ``iterative`` mode): one search whose
-        rows come and go. Before every decoder step, requests with the same ``options``
-        join from the queue (``feed.take``; encoded, then padded into the running batch);
-        a request is answered (``feed.finish``) as soon as its last row ends."""
-        cfg = self.model.search_config(options)
-        search = greedy if cfg.num_beams == 1 else beam_search
-        open_: dict[int, tuple[list[list[int]], list[Hypothesis | None]]] = {}
+    def run_iterative(self, feed: Feed) -> None:
+        """Iteration-level batching (the batcher's ``iterative`` mode): one decode whose
+        rows come and go. Before every decoder step, queued requests join it whatever
+        their options (``feed.take``; encoded together, each row searched with its own
+        request's options beside the others: search.decode); a request is answered
+        (``feed.finish``) as soon as its last row ends."""
+        open_: dict[int, tuple[list[list[int]], list[Hypothesis | None], Options]] = {}
         left: dict[int, int] = {}
 
         def join() -> Joiners | None:
@@ -278,23 +276,26 @@ class Translator(ServedModel[Options]):
                 return None
             ids: list[Hashable] = []
             rows: list[list[int]] = []
-            for ticket, items in taken:
-                open_[ticket] = (list(items), [None] * len(items))
+            configs: list[SearchConfig] = []
+            for ticket, items, key in taken:
+                options = cast(Options, key)
+                open_[ticket] = (list(items), [None] * len(items), options)
                 left[ticket] = len(items)
                 ids += [(ticket, j) for j in range(len(items))]
                 rows += items
-            return Joiners(self.model.encode(rows), ids)
+                configs += [self.model.search_config(options)] * len(items)
+            return Joiners(self.model.encode(rows), ids, configs)
 
         def done(row: Hashable, hyp: Hypothesis) -> None:
             ticket, j = cast(tuple[int, int], row)
             open_[ticket][1][j] = hyp
             left[ticket] -= 1
             if left[ticket] == 0:
-                rows, hyps = open_.pop(ticket)
+                rows, hyps, options = open_.pop(ticket)
                 del left[ticket]
                 feed.finish(ticket, self.translations(rows, cast(list[Hypothesis], hyps), options))
 
-        search(self.model.step, self.model.empty(), cfg, join=join, done=done)
+        decode(self.model.step, self.model.empty(), join, done)
 
     def translate(self, texts: list[str], options: Options | None = None) -> list[Translation]:
         """Validate, tokenize and translate ``texts`` in one batch."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -117,6 +118,52 @@ def test_concurrent_requests_are_batched_and_unchanged(translation_server: Serve
     # GENSERVE_TRANSLATION_ITERATION_BATCHING, per request the rows decoded beside it).
     assert 0 < observed <= len(texts) and rows > observed
     assert _metric(translation_server, "genserve_tokens_total", 'direction="output"') > 0
+
+
+def test_iteration_batching_decodes_requests_of_every_option_together(
+    translation_model_dir: Path, tmp_path: Path
+) -> None:
+    """GENSERVE_TRANSLATION_ITERATION_BATCHING=true, over HTTP: concurrent requests with
+    different options (greedy, 2 and 4 beams, attention, a length cap) join one running
+    decode, and each answer equals the one that request gets alone."""
+    env = {"GENSERVE_TRANSLATION_ITERATION_BATCHING": "true"}
+    server = Server(kinds.get("translation").service, env, tmp_path / "translation.log")
+    try:
+        texts = [f"The {a} sees the {b}." for a in ("cat", "dog", "horse") for b in ("bird", "cow")]
+        bodies = [
+            {"texts": texts[:2], "num_beams": 4},
+            {"texts": [texts[2]], "num_beams": 1},
+            {"texts": texts[3:5], "num_beams": 2, "return_attention": True},
+            {"texts": [texts[5]], "num_beams": 1, "max_new_tokens": 4},
+            {"texts": texts, "num_beams": 4},
+            {"texts": texts[::-1], "num_beams": 1},
+        ] * 2
+        alone = [translate(server, b).json() for b in bodies[:6]] * 2
+        label = 'model="translation"'
+        before = _metric(server, "genserve_batch_size_count", label)
+        rows_before = _metric(server, "genserve_batch_size_sum", label)
+        with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+            together = list(pool.map(lambda b: translate(server, b).json(), bodies))
+        # (a request's observation is recorded just after its answer: wait for the last)
+        deadline = time.monotonic() + 5
+        while (observed := _metric(server, "genserve_batch_size_count", label) - before) < len(
+            bodies
+        ) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        most = _metric(server, "genserve_batch_size_sum", label) - rows_before
+    finally:
+        server.stop()
+    for got, want in zip(together, alone, strict=True):
+        assert [t["text"] for t in got["translations"]] == [t["text"] for t in want["translations"]]
+        for t, w in zip(got["translations"], want["translations"], strict=True):
+            assert t["score"] == pytest.approx(w["score"], rel=1e-5)
+            if "attention" in w:
+                np.testing.assert_allclose(
+                    t["attention"]["matrix"], w["attention"]["matrix"], atol=1e-5
+                )
+    # one observation per request: the most rows it was decoded beside, itself in (so
+    # more than its own rows for a request that shared steps)
+    assert observed == len(bodies) and most > sum(len(b["texts"]) for b in bodies)
 
 
 BAD = [

@@ -285,21 +285,21 @@ def test_translation_service_imports_no_torch(translation_model_dir: Path) -> No
 
 class ScriptedFeed:
     """The batcher's Feed as an iterative call sees it, with requests arriving at chosen
-    decoder steps (``arrivals``: step -> requests, each a list of id rows)."""
+    decoder steps (``arrivals``: step -> requests, each its id rows and its options)."""
 
-    def __init__(self, arrivals: dict[int, list[list[list[int]]]]) -> None:
+    def __init__(self, arrivals: dict[int, list[tuple[list[list[int]], Options]]]) -> None:
         self.arrivals, self.step, self.rows, self.max_rows = arrivals, 0, 0, 64
         self.sizes: dict[int, int] = {}
         self.results: dict[int, list] = {}
         self.finished_at: dict[int, int] = {}
 
-    def take(self, room: int) -> list[tuple[int, list[list[int]]]]:
+    def take(self, room: int) -> list[tuple[int, list[list[int]], Options]]:
         out = []
-        for rows in self.arrivals.get(self.step, []):
+        for rows, options in self.arrivals.get(self.step, []):
             ticket = len(self.sizes)
             self.sizes[ticket] = len(rows)
             self.rows += len(rows)
-            out.append((ticket, rows))
+            out.append((ticket, rows, options))
         self.step += 1
         return out
 
@@ -309,27 +309,43 @@ class ScriptedFeed:
         self.finished_at[ticket] = self.step
 
 
-@pytest.mark.parametrize("beams", [1, 4])
+@pytest.mark.parametrize("beams", [1, 4, "mixed"])
 def test_requests_that_join_a_running_search_get_what_they_get_alone(
     translation_model, corpus, beams
 ) -> None:
-    """Iteration-level batching: requests join the search at later decoder steps (their
+    """Iteration-level batching: requests join the decode at later decoder steps (their
     rows padded into it) and leave as they finish; each gets exactly the translations
     (text, tokens) it gets alone, and its scores within float32 rounding (a longer source
-    beside a row changes ONNX Runtime's summation order, as in any batch)."""
+    beside a row changes ONNX Runtime's summation order, as in any batch). "mixed": the
+    requests' options differ (greedy, 2 and 4 beams, attention, a length cap) and they
+    share the decoder steps all the same."""
     texts = [p.en for p in corpus.heldout[:14]]
     rows = [translation_model.tokenizer.encode(t) for t in texts]
-    requests = [rows[0:4], rows[4:5], rows[5:8], rows[8:9], rows[9:10], rows[10:14]]
+    parts = [rows[0:4], rows[4:5], rows[5:8], rows[8:9], rows[9:10], rows[10:14]]
+    if beams == "mixed":
+        choices = [
+            Options(num_beams=4),
+            Options(num_beams=1),
+            Options(num_beams=2, return_attention=True),
+            Options(num_beams=1, max_new_tokens=5),
+            Options(num_beams=4, return_attention=True),
+            Options(num_beams=1),
+        ]
+    else:
+        choices = [Options(num_beams=int(beams))] * len(parts)
+    requests = list(zip(parts, choices, strict=True))
     feed = ScriptedFeed({0: requests[:2], 1: [requests[2]], 3: [requests[3]], 7: requests[4:]})
-    options = Options(num_beams=beams)
-    translation_model.run_iterative(feed, options)
+    translation_model.run_iterative(feed)
     assert sorted(feed.results) == list(range(len(requests)))
-    for ticket, request in enumerate(requests):
+    for ticket, (request, options) in enumerate(requests):
         alone = translation_model.translate_ids(request, options)
         got = feed.results[ticket]
         assert [(t.text, t.target_tokens) for t in got] == [
             (t.text, t.target_tokens) for t in alone
         ], ticket
         assert [t.score for t in got] == pytest.approx([t.score for t in alone], rel=1e-5)
+        if options.return_attention:
+            for t, t_alone in zip(got, alone, strict=True):
+                np.testing.assert_allclose(t.attention, t_alone.attention, atol=1e-5)
     # each request left when it was done, not when the whole batch was
     assert min(feed.finished_at.values()) < max(feed.finished_at.values())

@@ -232,30 +232,34 @@ def test_deadline_comes_from_the_route_unless_settings_name_one() -> None:
 
 
 def test_iterative_calls_take_joiners_between_iterations_and_answer_each_when_done() -> None:
-    """A request queued while an iterative call runs joins it at its next iteration (same
-    key; one with another key waits), and each request is answered when its own rows are
-    done: a short one that joined late before the long one that started the call."""
-    joined: dict[int, int] = {}  # first row value -> iteration it joined at
+    """A request queued while an iterative call runs joins it at its next iteration,
+    whatever its key (each joiner brings its own), and each request is answered when its
+    own rows are done: short ones that joined late before the long one that started the
+    call, which is the only call."""
+    joined: dict[int, tuple[int, Any]] = {}  # first row value -> (iteration, key) it joined at
     order: list[int] = []
+    calls: list[Any] = []
     started = threading.Event()
 
     def run(feed: Any, key: Any) -> None:
-        rows: dict[int, list[int]] = {}  # ticket -> remaining iterations per row
+        calls.append(key)
+        rows: dict[int, tuple[list[int], Any]] = {}  # ticket -> iterations left per row, key
         iteration = 0
         while True:
-            for ticket, items in feed.take(feed.max_rows - feed.rows):
-                rows[ticket] = list(items)
-                joined[items[0]] = iteration
+            for ticket, items, item_key in feed.take(feed.max_rows - feed.rows):
+                rows[ticket] = (list(items), item_key)
+                joined[items[0]] = (iteration, item_key)
             if not rows:
                 return
             started.set()
             threading.Event().wait(0.01)  # one "decoder step"
             iteration += 1
             for ticket in list(rows):
-                rows[ticket] = [r - 1 for r in rows[ticket]]
-                if max(rows[ticket]) <= 0:
+                left, item_key = rows[ticket]
+                rows[ticket] = ([r - 1 for r in left], item_key)
+                if max(rows[ticket][0]) <= 0:
                     order.append(ticket)
-                    feed.finish(ticket, [f"{key}:done"] * len(rows.pop(ticket)))
+                    feed.finish(ticket, [f"{item_key}:done"] * len(rows.pop(ticket)[0]))
 
     async def main() -> list[Any]:
         b = MicroBatcher(run, max_batch_size=8, max_latency_ms=0, max_queue=100, iterative=True)
@@ -264,18 +268,19 @@ def test_iterative_calls_take_joiners_between_iterations_and_answer_each_when_do
             await asyncio.sleep(0.001)
         await asyncio.sleep(0.03)
         short = asyncio.ensure_future(b.submit([2, 1], key="a"))
-        other = asyncio.ensure_future(b.submit([1], key="b"))
-        outs = [await short]
-        assert not long.done() and not other.done()
-        outs += [await long, await other]
+        other = asyncio.ensure_future(b.submit([3], key="b"))
+        outs = [await short, await other]
+        assert not long.done()
+        outs += [await long]
         assert b.idle
         b.close()
         return outs
 
     outs = asyncio.run(main())
-    assert [list(o) for o in outs] == [["a:done"] * 2, ["a:done"], ["b:done"]]
-    assert joined[30] == 0 and 0 < joined[2] < 30  # joined the running call
-    assert joined[1] == 0  # key "b": a call of its own after the "a" call
+    assert [list(o) for o in outs] == [["a:done"] * 2, ["b:done"], ["a:done"]]
+    assert joined[30] == (0, "a") and 0 < joined[2][0] < 30  # joined the running call
+    assert joined[3] == (joined[2][0], "b")  # another key joins it too, at the same step
+    assert calls == ["a"]
 
 
 def test_a_cheaper_batch_overtakes_a_running_costlier_one_and_a_costlier_one_waits() -> None:

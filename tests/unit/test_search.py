@@ -10,8 +10,8 @@ from genserve.translation.search import (
     DecoderState,
     Joiners,
     SearchConfig,
-    beam_search,
-    greedy,
+    decode,
+    search,
 )
 
 EOS, START, PAD = 1, 0, 0
@@ -59,7 +59,7 @@ TABLE = {
 
 def test_greedy_takes_the_locally_best_token_and_stops_at_eos() -> None:
     cfg = SearchConfig(eos_id=EOS, start_id=START, banned_ids=(PAD,), max_new_tokens=10)
-    [h] = greedy(toy_step(TABLE), state(1), cfg)
+    [h] = search(toy_step(TABLE), state(1), cfg)
     assert h.tokens[:1] == [2] and h.tokens[-1] == EOS and len(h.tokens) == 3
 
 
@@ -72,7 +72,7 @@ def test_beam_search_finds_the_likelier_sentence() -> None:
         max_new_tokens=10,
         length_penalty=0.0,
     )
-    [h] = beam_search(toy_step(TABLE), state(1), cfg)
+    [h] = search(toy_step(TABLE), state(1), cfg)
     assert h.tokens == [3, EOS]
     np.testing.assert_allclose(h.score, np.log(0.4), rtol=1e-4)
 
@@ -80,11 +80,11 @@ def test_beam_search_finds_the_likelier_sentence() -> None:
 def test_forced_eos_and_banned_tokens() -> None:
     uniform: dict = {}
     cfg = SearchConfig(eos_id=EOS, start_id=START, banned_ids=(PAD, 2), max_new_tokens=4)
-    for h in greedy(toy_step(uniform), state(3), cfg):
+    for h in search(toy_step(uniform), state(3), cfg):
         assert (
             len(h.tokens) == 4 and h.tokens[-1] == EOS and 2 not in h.tokens and PAD not in h.tokens
         )
-    for h in beam_search(
+    for h in search(
         toy_step(uniform),
         state(2),
         SearchConfig(eos_id=EOS, start_id=START, banned_ids=(PAD,), num_beams=3, max_new_tokens=3),
@@ -96,7 +96,7 @@ def test_no_forced_eos_gives_a_fixed_length() -> None:
     cfg = SearchConfig(
         eos_id=EOS, start_id=START, banned_ids=(PAD, EOS), forced_eos=False, max_new_tokens=6
     )
-    assert [len(h.tokens) for h in greedy(toy_step({}), state(4), cfg)] == [6] * 4
+    assert [len(h.tokens) for h in search(toy_step({}), state(4), cfg)] == [6] * 4
 
 
 # -- iteration-level batching: rows that join a running search --------------------------
@@ -138,7 +138,6 @@ def test_rows_that_join_later_get_what_they_get_alone(beams: int) -> None:
         max_new_tokens=6,
         length_penalty=1.0,
     )
-    search = greedy if beams == 1 else beam_search
     alone = {s: search(row_step, sources(s), cfg)[0] for s in SOURCES}
     arrivals = {1: Joiners(sources(2, 3), ["b", "c"]), 3: Joiners(sources(1), ["d"])}
     calls, finished = [0], {}
@@ -155,6 +154,36 @@ def test_rows_that_join_later_get_what_they_get_alone(beams: int) -> None:
     assert finished == {"b": alone[2], "c": alone[3], "d": alone[1]}
 
 
+def test_rows_of_different_configs_share_the_steps_and_get_what_they_get_alone() -> None:
+    """decode: greedy rows, 3-beam rows and rows with a shorter length cap join one
+    decode at different steps (a config already searching gets more rows later); each
+    gets what it gets searched alone with its own config."""
+    base = dict(eos_id=EOS, start_id=START, banned_ids=(PAD,), length_penalty=1.0)
+    g6 = SearchConfig(num_beams=1, max_new_tokens=6, **base)
+    b3 = SearchConfig(num_beams=3, max_new_tokens=6, **base)
+    g2 = SearchConfig(num_beams=1, max_new_tokens=2, **base)
+
+    def alone(source: int, cfg: SearchConfig):
+        return search(row_step, sources(source), cfg)[0]
+
+    arrivals = {
+        0: Joiners(sources(1, 2), ["a", "b"], [b3, g6]),
+        1: Joiners(sources(3, 1), ["c", "d"], [g2, b3]),
+        2: Joiners(sources(2), ["e"], [b3]),
+    }
+    step = [0]
+
+    def join():
+        step[0] += 1
+        return arrivals.get(step[0] - 1)
+
+    finished: dict = {}
+    decode(row_step, sources(), join, finished.__setitem__)
+    want = {"a": (1, b3), "b": (2, g6), "c": (3, g2), "d": (1, b3), "e": (2, b3)}
+    assert finished == {k: alone(*v) for k, v in want.items()}
+    assert len(finished["c"].tokens) <= 2
+
+
 def test_the_cache_is_written_in_place_padded_on_the_right_and_trimmed_by_chunks() -> None:
     chunk = CACHE_CHUNK
     state = sources(1)
@@ -163,7 +192,7 @@ def test_the_cache_is_written_in_place_padded_on_the_right_and_trimmed_by_chunks
         state.advance(np.full((1, 1, 1, 1, 16), t + 1, np.float32), new_columns(state)[1])
     assert state.past_keys.shape[3] == 2 * chunk and state.positions.tolist() == [chunk]
     assert state.past_keys[0, 0, 0, :, 0].tolist() == [*range(1, chunk + 1), *[0] * chunk]
-    both = state.extend(sources(2, 3))
+    both = DecoderState.concatenate([state, sources(2, 3)])
     assert both.rows == 3 and both.past_keys.shape[3] == 2 * chunk
     assert both.past_keys[0, :, 0, 0, 0].tolist() == [1.0, 0.0, 0.0]  # right padding
     assert both.positions.tolist() == [chunk, 0, 0]
