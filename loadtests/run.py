@@ -11,6 +11,7 @@ code (0, or 1 on an SLO breach) is this script's. Reports: build/loadtests/<prof
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -24,7 +25,7 @@ from typing import IO
 if __package__ in (None, ""):  # python loadtests/run.py: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from loadtests import config
+from loadtests import config, processes
 
 LOCUSTFILE = config.HERE / "locustfile.py"
 STARTUP_TIMEOUT_S = 180.0
@@ -192,10 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     try:
         with stack(out / "stack") as (url, grpc):
+            before, started = processes.cpu_seconds(), time.monotonic()
             code = run_locust(locust_command(args, url, grpc, out, extra), timeout)
+            use = processes.cpu_use(before, processes.cpu_seconds(), time.monotonic() - started)
     except RuntimeError as exc:
         print(f"loadtests: the stack did not start: {exc}", file=sys.stderr)
         return 1
+    (out / "cpu.json").write_text(json.dumps(use, indent=1) + "\n")
+    parts = ", ".join(f"{name} {cpu}" for name, cpu in use.items())
+    print(f"loadtests: CPU seconds per second over the run: {parts} (of {os.cpu_count()} CPUs)")
     print(f"loadtests: reports in {out}")
     return code
 

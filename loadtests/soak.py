@@ -31,24 +31,10 @@ from typing import Any
 import psutil
 
 from loadtests import config
+from loadtests.processes import label
 from loadtests.run import GRACE_S, run_locust, stack
 
 OUT = config.REPORTS_DIR / "soak"
-
-
-def label(process: psutil.Process) -> str:
-    """A process's part in the stack: the service it runs, and server or worker."""
-    try:
-        cmd = " ".join(process.cmdline())
-    except psutil.Error:
-        return f"pid {process.pid}"
-    if "locust" in cmd:
-        return "locust"
-    for word in cmd.split():
-        if ":" in word and word.startswith("services."):
-            name = word.split(":")[0].removeprefix("services.")
-            return f"{name} {'worker' if '_bentoml_impl.worker' in cmd else 'server'}"
-    return f"pid {process.pid}"
 
 
 class Sampler(threading.Thread):
