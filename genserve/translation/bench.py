@@ -199,3 +199,170 @@ def main(threads: int, seconds: float, startup: bool = True) -> int:
         )
         print(f"| {r['beams']} | {r['batch']} | {rates} | {ratios} |")
     return 0
+
+
+# -- batching by decoder step against batching by call, at opus-mt size ------------------
+
+MIX_EIGHT = 0.25  # the share of eight-text requests; the rest are one text
+
+
+def batching(rates: list[float], seconds: float, threads: int = 1) -> list[dict[str, Any]]:
+    """The translation service's two batchers at opus-mt size, in process: Poisson arrivals
+    at each rate (requests/s) of one-text (and a quarter eight-text) greedy requests of 24
+    source tokens, each decoding exactly ``OUTPUT_LEN`` tokens, into the ``MicroBatcher``
+    as the service builds it: batch calls with cheap work overtaking (``max_calls`` 3), and
+    iteration-level (``iterative``). The same arrivals for both, int8, ``threads`` threads
+    (1: the service's one-CPU budget). Latency percentiles per request size, and each
+    size's latency alone."""
+    import asyncio
+    import time
+
+    from tqdm import tqdm
+
+    from genserve.batching import MicroBatcher
+    from genserve.config import RuntimeSettings
+    from genserve.runtime import OnnxSession
+    from genserve.translation.export import export_graphs, generation_defaults, quantize_graphs
+    from genserve.translation.files import DECODER_FILE, ENCODER_FILE
+    from genserve.translation.search import Joiners, SearchConfig, decode, search
+    from genserve.translation.translator import Seq2Seq
+
+    with tempfile.TemporaryDirectory() as tmp:
+        hf_dir, onnx_dir = Path(tmp) / "hf", Path(tmp) / "onnx"
+        model = _build_random_marian(hf_dir)
+        export_graphs(model, onnx_dir, tolerance=1e-3)
+        quantize_graphs(onnx_dir)
+        settings = RuntimeSettings(intra_op_threads=threads)
+        seq = Seq2Seq(
+            OnnxSession(onnx_dir / ENCODER_FILE, settings),
+            OnnxSession(onnx_dir / DECODER_FILE, settings),
+            generation_defaults(hf_dir, model.config),
+        )
+    c = seq.config
+    eos = c["eos_token_id"]
+    cfg = SearchConfig(
+        eos_id=eos,
+        start_id=c["decoder_start_token_id"],
+        banned_ids=(eos, c["pad_token_id"]),
+        forced_eos=False,
+        max_new_tokens=OUTPUT_LEN,
+    )
+    rng = np.random.default_rng(0)
+
+    def sources(n: int) -> list[list[int]]:
+        src = rng.integers(2, OPUS_MT_EN_DE["vocab_size"] - 1, size=(n, SOURCE_LEN))
+        src[:, -1] = eos
+        return src.tolist()
+
+    def run_batch(rows: list[list[int]], _key: object) -> list[Any]:
+        return search(seq.step, seq.encode(rows), cfg)
+
+    def run_iterative(feed: Any, _key: object) -> None:
+        open_: dict[int, list[Any]] = {}
+
+        def join() -> Joiners | None:
+            taken = feed.take(feed.max_rows - feed.rows)
+            ids: list[Any] = [(t, j) for t, items, _ in taken for j in range(len(items))]
+            rows = [r for _, items, _ in taken for r in items]
+            open_.update((t, [None] * len(items)) for t, items, _ in taken)
+            return Joiners(seq.encode(rows), ids, [cfg] * len(rows)) if rows else None
+
+        def done(row: Any, hyp: Any) -> None:
+            ticket, j = row
+            open_[ticket][j] = hyp
+            if all(h is not None for h in open_[ticket]):
+                feed.finish(ticket, open_.pop(ticket))
+
+        decode(seq.step, seq.empty(), join, done)
+
+    alone = {}
+    for n in (1, 8):
+        rows = sources(n)
+        run_batch(rows, None)
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            run_batch(rows, None)
+            times.append(time.perf_counter() - started)
+        alone[n] = float(np.median(times))
+
+    async def arm(
+        iterative: bool, arrivals: list[tuple[float, list[list[int]]]]
+    ) -> dict[int, list[float]]:
+        run = run_iterative if iterative else run_batch
+        b = MicroBatcher(
+            run,
+            max_batch_size=64,
+            max_latency_ms=0,
+            max_queue=100_000,
+            iterative=iterative,
+            max_calls=3,
+        )
+        latency: dict[int, list[float]] = {1: [], 8: []}
+        start = time.perf_counter()
+
+        async def one(at: float, rows: list[list[int]]) -> None:
+            await asyncio.sleep(max(0.0, start + at - time.perf_counter()))
+            sent = time.perf_counter()
+            await b.submit(rows, key=None)
+            latency[len(rows)].append(time.perf_counter() - sent)
+
+        await asyncio.gather(*(one(at, rows) for at, rows in arrivals))
+        b.close()
+        return latency
+
+    out = []
+    arms = [(rate, iterative) for rate in rates for iterative in (False, True)]
+    arrivals: dict[float, list[tuple[float, list[list[int]]]]] = {}
+    for rate, iterative in tqdm(arms, desc="bench translation batching", unit="run"):
+        if rate not in arrivals:
+            t, arrivals[rate] = 0.0, []
+            while t < seconds:
+                t += float(rng.exponential(1 / rate))
+                arrivals[rate].append((t, sources(8 if rng.random() < MIX_EIGHT else 1)))
+        latency = asyncio.run(arm(iterative, arrivals[rate]))
+        sizes: dict[int, dict[str, float]] = {}
+        for n, values in latency.items():
+            ms = np.array(values) * 1000
+            sizes[n] = {
+                "n": len(ms),
+                "p50": float(np.percentile(ms, 50)),
+                "p95": float(np.percentile(ms, 95)),
+                "alone": alone[n] * 1000,
+            }
+        out.append({"rate": rate, "iterative": iterative, "sizes": sizes})
+    return out
+
+
+def main_batching(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="python -m genserve.translation.bench", description=batching.__doc__
+    )
+    p.add_argument("--rates", type=float, nargs="+", default=[2.0, 3.0])
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    rows = batching(args.rates, args.seconds, args.threads)
+    print(
+        f"\nopus-mt size, int8, {args.threads} thread(s): greedy requests of 1 text "
+        f"({1 - MIX_EIGHT:.0%}) and 8 texts, {OUTPUT_LEN} output tokens each; latency in ms, "
+        "p50 / p95 (alone: the request by itself)"
+    )
+    print("| requests/s | batcher | 1 text p50 / p95 | 8 texts p50 / p95 |")
+    print("|---:|---|---:|---:|")
+    for r in rows:
+        name = "by decoder step" if r["iterative"] else "by call, 3 calls"
+        cells = " | ".join(
+            "{p50:.0f} / {p95:.0f} (n {n:.0f}, alone {alone:.0f})".format(**r["sizes"][n])
+            for n in (1, 8)
+        )
+        print(f"| {r['rate']:g} | {name} | {cells} |")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main_batching(sys.argv[1:]))
