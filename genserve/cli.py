@@ -17,13 +17,37 @@ from genserve.exporting import PRECISIONS
 from genserve.kinds import ModelKind
 
 
-def _train(kind: ModelKind, out: Path, steps: int | None, resume: bool) -> dict[str, Any]:
+def _train(
+    kind: ModelKind, out: Path, steps: int | None, resume: bool, settings: list[str] | None = None
+) -> dict[str, Any]:
     train = kinds.entry(kind.train, "train", kind)
-    overrides: dict[str, Any] = {kind.steps_key: steps} if steps else {}
+    overrides = _recipe_settings(train, settings or [])
+    if steps:
+        overrides[kind.steps_key] = steps
     if resume:  # only then: a kind's trainer may not know the option
         overrides["resume"] = True
     result: dict[str, Any] = train(out, **overrides)
     return result
+
+
+def _recipe_settings(train: Any, pairs: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs as recipe overrides: each key one of the trainer's
+    ``DEFAULT_RECIPE``, each value JSON (``128``, ``[128, 128]``, ``true``) or else text."""
+    known: dict[str, Any] = getattr(sys.modules[train.__module__], "DEFAULT_RECIPE", {})
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--set takes KEY=VALUE, not {pair!r}", field="set")
+        if key not in known:
+            raise ConfigError(
+                f"{key!r} is not in this kind's recipe ({', '.join(known)})", field="set"
+            )
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 def _export(kind: ModelKind, weights: Path, out: Path, precision: str = "fp32") -> dict[str, Any]:
@@ -41,7 +65,11 @@ def _export(kind: ModelKind, weights: Path, out: Path, precision: str = "fp32") 
 def _models(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "train":
         out = Path(args.out or PROJECT_ROOT / "models" / args.kind)
-        print(json.dumps(_train(kinds.get(args.kind), out, args.steps, args.resume), indent=2))
+        print(
+            json.dumps(
+                _train(kinds.get(args.kind), out, args.steps, args.resume, args.set), indent=2
+            )
+        )
     elif args.action == "export":
         weights = Path(args.folder or PROJECT_ROOT / "models" / args.kind)
         name = args.kind if args.precision == "fp32" else f"{args.kind}-{args.precision}"
@@ -110,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("kind", choices=names)
     p.add_argument("--out", help="weights folder (default models/<kind>)")
     p.add_argument("--steps", type=int, help="override the recipe's step count")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a recipe value (repeatable; VALUE as JSON), e.g. "
+        "--set unet_channels=[128,128]; the recipe is recorded in the folder's genserve.json",
+    )
     p.add_argument(
         "--resume",
         action="store_true",

@@ -57,6 +57,33 @@ def test_imagegen_recipe(tmp_path: Path) -> None:
     assert summary["vae_scaling_factor"] > 0
 
 
+def test_recipe_values_are_set_from_the_command_line(tmp_path: Path, capsys) -> None:
+    """``genserve models train KIND --set KEY=VALUE``: JSON values override the recipe (here
+    a UNet of other widths), recorded in the manifest; an unknown key or a pair without
+    ``=`` is refused, naming --set."""
+    import json
+
+    from genserve.cli import main
+
+    args = ["models", "train", "imagegen", "--out", str(tmp_path), "--steps", "2"]
+    small = ["vae_steps=2", "per_scene=1", "batch_size=8", "unet_channels=[32, 64]"]
+    assert main([*args, *(f"--set={x}" for x in small)]) == 0
+    unet = json.loads((tmp_path / "unet" / "config.json").read_text())
+    assert unet["block_out_channels"] == [32, 64]
+    recipe = load_manifest(tmp_path, kind="imagegen").recipe
+    assert recipe["unet_channels"] == [32, 64] and recipe["unet_steps"] == 2
+    for bad, said in (
+        (["--set", "unet_width=3"], "'unet_width' is not in"),
+        (
+            ["--set", "vae_steps"],
+            "KEY=VALUE",
+        ),
+    ):
+        capsys.readouterr()
+        assert main([*args, *bad]) == 2
+        assert said in capsys.readouterr().err
+
+
 class _Stop(Exception):
     pass
 
