@@ -53,6 +53,21 @@ def _build_random_marian(folder: Path) -> Any:
     return model
 
 
+def _fixed_length(config: dict[str, Any], beams: int) -> Any:
+    """The search that writes exactly ``OUTPUT_LEN`` tokens (end-of-sequence banned)."""
+    from genserve.translation.search import SearchConfig
+
+    eos = config["eos_token_id"]
+    return SearchConfig(
+        eos_id=eos,
+        start_id=config["decoder_start_token_id"],
+        banned_ids=(eos, config["pad_token_id"]),
+        forced_eos=False,
+        num_beams=beams,
+        max_new_tokens=OUTPUT_LEN,
+    )
+
+
 ENGINES = (
     "genserve int8",
     "genserve fp32",
@@ -122,14 +137,7 @@ def bench(
             id_rows = src.tolist()
             tokens = [[pieces[i] for i in r] for r in id_rows]
             total = batch * OUTPUT_LEN
-            fixed = SearchConfig(
-                eos_id=eos,
-                start_id=config["decoder_start_token_id"],
-                banned_ids=(eos, config["pad_token_id"]),
-                forced_eos=False,
-                num_beams=k,
-                max_new_tokens=OUTPUT_LEN,
-            )
+            fixed = _fixed_length(config, k)
 
             def run_ours(
                 seq: Seq2Seq, id_rows: list[list[int]] = id_rows, fixed: SearchConfig = fixed
@@ -224,7 +232,7 @@ def batching(rates: list[float], seconds: float, threads: int = 1) -> list[dict[
     from genserve.runtime import OnnxSession
     from genserve.translation.export import export_graphs, generation_defaults, quantize_graphs
     from genserve.translation.files import DECODER_FILE, ENCODER_FILE
-    from genserve.translation.search import Joiners, SearchConfig, decode, search
+    from genserve.translation.search import Joiners, decode, search
     from genserve.translation.translator import Seq2Seq
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -240,13 +248,7 @@ def batching(rates: list[float], seconds: float, threads: int = 1) -> list[dict[
         )
     c = seq.config
     eos = c["eos_token_id"]
-    cfg = SearchConfig(
-        eos_id=eos,
-        start_id=c["decoder_start_token_id"],
-        banned_ids=(eos, c["pad_token_id"]),
-        forced_eos=False,
-        max_new_tokens=OUTPUT_LEN,
-    )
+    cfg = _fixed_length(c, 1)
     rng = np.random.default_rng(0)
 
     def sources(n: int) -> list[list[int]]:
