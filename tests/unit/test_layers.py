@@ -82,3 +82,46 @@ def test_a_kind_is_named_only_in_its_folder_its_service_and_the_registry() -> No
                 f"{path.relative_to(PROJECT_ROOT)} names the {kind.name} kind; take what "
                 "differs per kind from genserve.kinds instead"
             )
+
+
+def _closure(start: str, extra: list[str]) -> dict[str, str]:
+    """Every module that importing ``start`` (and ``extra``) can reach, by any import
+    statement of the project's own files (inside functions too), mapped to who imports it;
+    modules outside the project are collected but not followed."""
+    seen: dict[str, str] = {}
+    todo = [(start, "(start)"), *((m, "(the registry)") for m in extra)]
+    while todo:
+        module, by = todo.pop()
+        if module in seen:
+            continue
+        seen[module] = by
+        base = PROJECT_ROOT / module.replace(".", "/")
+        path = (
+            base.with_suffix(".py") if base.with_suffix(".py").is_file() else base / "__init__.py"
+        )
+        if not path.is_file():
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                todo += [(a.name, module) for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                todo.append((node.module, module))
+                # ``from package import module`` names a module as well as attributes
+                todo += [(f"{node.module}.{a.name}", module) for a in node.names]
+    return seen
+
+
+def test_the_gateway_never_imports_a_model_runtime() -> None:
+    """The gateway process loads the kinds' contracts (their ``api`` modules: pydantic
+    and numpy), never what runs a model: ONNX Runtime, torch, genserve.runtime or a
+    kind's served-model module."""
+    contracts = [ref.partition(":")[0] for ref in kinds.BUILTIN]
+    reached = _closure("services.gateway", contracts)
+    runtimes = {"onnxruntime", "torch", "genserve.runtime"}
+    runtimes |= {k.model.partition(":")[0] for k in kinds.kinds()}
+    wrong = {
+        m: by for m, by in reached.items() if any(m == r or m.startswith(r + ".") for r in runtimes)
+    }
+    assert "genserve.gan.api" in reached and "services.rest" in reached  # it did walk
+    assert not wrong, f"the gateway reaches a model runtime: {wrong}"
