@@ -95,11 +95,13 @@ def bench(threads: int, repeats: int = 2, rounds: int = 3) -> list[dict[str, Any
     with tempfile.TemporaryDirectory() as tmp:
         sd15 = Path(tmp) / "sd15"
         # (label, folder, side, step counts, whether the unfused export takes turns).
-        # At SD 1.5 size the VAE decoder alone takes about as long as five UNet steps in
-        # either system (its convolutions, where ONNX Runtime is about PyTorch's speed),
-        # so 5 steps mostly measure the decoder: 25, the service's default, is the
-        # denoising workload a user runs. The unfused export's A/B is the demo's (1.03x
-        # at SD 1.5 size, BENCHMARKS), which spares the big case a turn per round.
+        # At SD 1.5 size the text encoder and VAE decoder cost one to four UNet steps,
+        # depending on the machine (the decoder's convolutions, where ONNX Runtime runs
+        # at PyTorch's speed, against the UNet's 3.4 GB of weights read every step), so
+        # a 5-step image weighs them more than the denoising a user runs: 25 is the
+        # service's default. Two step counts also split a system's time into its fixed
+        # part and its time per step. The unfused export's A/B is the demo's (1.03x at
+        # SD 1.5 size, BENCHMARKS), which spares the big case a turn per round.
         cases = [
             ("demo model, 32x32", demo, 32, (25,), True),
             ("SD 1.5 dimensions, random weights, 256x256", sd15, 256, (5, 25), False),
