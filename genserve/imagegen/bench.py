@@ -18,9 +18,8 @@ from typing import Any
 PROMPT = "a small red circle at the top left on a blue background"
 
 
-def _seconds(fn: Callable[[], object], repeats: int, *, warm: bool = True) -> float:
-    if warm:
-        fn()
+def _seconds(fn: Callable[[], object], repeats: int) -> float:
+    """Seconds a call of ``fn``, already warm, over ``repeats`` calls."""
     started = time.perf_counter()
     for _ in range(repeats):
         fn()
@@ -166,9 +165,7 @@ def bench(threads: int, repeats: int = 2, rounds: int = 3) -> list[dict[str, Any
                 call = systems[name]()
                 call(min(step_counts))
                 for count in step_counts:
-                    rates[count][name].append(
-                        1 / _seconds(functools.partial(call, count), n, warm=False)
-                    )
+                    rates[count][name].append(1 / _seconds(functools.partial(call, count), n))
                 del call
                 gc.collect()
             for count in step_counts:
