@@ -27,7 +27,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from genserve.config import PROJECT_ROOT
-from loadtests.config import FAMILIES, FLOW, RATE_LIMITED_SUFFIX, SLO_FILE
+from loadtests.config import FAMILIES, FLOW, RATE_LIMITED_SUFFIX, SLO_FILE, load_slo
 from loadtests.slo import RouteStats, evaluate
 from tests.e2e import pace
 from tests.e2e.conftest import Server, model_servers
@@ -486,6 +486,15 @@ def test_a_target_off_this_machine_is_refused_before_any_load() -> None:
     run = loadtest("--profile", "smoke", "--url", "http://192.0.2.1:3000", timeout=60)
     assert run.returncode == 2
     assert "not a loopback address" in run.stderr
+
+
+def test_scaled_slos_multiply_every_p95_and_nothing_else(tmp_path: Path) -> None:
+    for profile in ("smoke", "ramp"):
+        written, scaled = load_slo(profile), load_slo(profile, scaled_slos(2.5, tmp_path))
+        assert scaled["p95_ms"] == {k: round(v * 2.5) for k, v in written["p95_ms"].items()}
+        assert {k: v for k, v in scaled.items() if k != "p95_ms"} == {
+            k: v for k, v in written.items() if k != "p95_ms"
+        }
 
 
 def test_deliberate_429s_are_counted_apart_from_errors() -> None:
