@@ -6,7 +6,7 @@ whole days several times slower than on others with no change in the code (2026-
 every model call 4.5-7x its time of 2026-12-02, BENCHMARKS.md), and a limit in fixed
 milliseconds then fails CI for the host. Speed is judged in benchmarks, side by side; the
 smoke test judges the stack's behaviour under load, so it scales its limits by how much
-slower than on the reference day the models run here now.
+slower than a reference pace the models run here now.
 
 The measure is each model service's own mean model call (its stage histogram, the time
 inside ONNX Runtime, no HTTP, no queue) over two seconds of its example request at
