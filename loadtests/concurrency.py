@@ -82,6 +82,19 @@ def wrk(
     return Run(rate, p50, p99, errors, total)
 
 
+def alone(service: str, kind: ModelKind, seconds: float) -> tuple[Run, float]:
+    """The kind's example request direct to its service at concurrency 1, and the mean
+    model call (ms) of that run alone, from the service's own stage histogram (0 when the
+    run made no call)."""
+    from genserve.ops.gateway_bench import inference_totals
+
+    assert kind.example is not None
+    before = inference_totals(service)
+    run = wrk(service + kind.example.path, kind.example.body, 1, seconds)
+    after = inference_totals(service)
+    return run, 1000 * (after[0] - before[0]) / max(1.0, after[1] - before[1])
+
+
 def bench(kind: ModelKind, gateway: str, service: str | None, seconds: float) -> dict:
     assert kind.example is not None
     path, body = kind.example.path, kind.example.body
@@ -90,12 +103,7 @@ def bench(kind: ModelKind, gateway: str, service: str | None, seconds: float) ->
     for c in (1, 32):
         row[f"gateway c={c}"] = wrk(gateway + path, body, c, seconds)
     if service is not None:
-        from genserve.ops.gateway_bench import inference_totals
-
-        before = inference_totals(service)
-        row["direct c=1"] = wrk(service + path, body, 1, seconds)
-        after = inference_totals(service)  # the model calls of the c=1 run alone
-        row["model call ms"] = 1000 * (after[0] - before[0]) / max(1.0, after[1] - before[1])
+        row["direct c=1"], row["model call ms"] = alone(service, kind, seconds)
         row["direct c=32"] = wrk(service + path, body, 32, seconds)
         row["livez c=32"] = wrk(service + "/livez", None, 32, seconds)
     return row

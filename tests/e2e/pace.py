@@ -29,8 +29,7 @@ from __future__ import annotations
 import math
 
 from genserve import kinds
-from genserve.ops.gateway_bench import inference_totals
-from loadtests.concurrency import wrk
+from loadtests.concurrency import alone
 from tests.e2e.conftest import Server
 
 # Mean model call, ms, of each kind's example request in the session's services: 2026-12-04
@@ -39,15 +38,10 @@ REFERENCE_MODEL_CALL_MS = {"gan": 1.1, "translation": 16.0, "imagegen": 60.0}
 
 
 def model_call_ms(server: Server, kind: str, seconds: int = 2) -> float:
-    example = kinds.get(kind).example
-    assert example is not None
-    wrk(server.url + example.path, example.body, 1, 1)  # warm (wrk takes whole seconds)
-    before = inference_totals(server.url)
-    wrk(server.url + example.path, example.body, 1, seconds)
-    after = inference_totals(server.url)
-    calls = after[1] - before[1]
-    assert calls > 0, f"{kind}: no model call in {seconds} s"
-    return 1000 * (after[0] - before[0]) / calls
+    alone(server.url, kinds.get(kind), 1)  # warm (wrk takes whole seconds)
+    _run, ms = alone(server.url, kinds.get(kind), seconds)
+    assert ms > 0, f"{kind}: no model call in {seconds} s"
+    return ms
 
 
 def slowness(services: dict[str, Server]) -> tuple[float, dict[str, float]]:

@@ -10,8 +10,8 @@ meet a CPU stall of a few hundred ms that says nothing of genserve (0.31 s seen 
 CI), and one such answer is no failed probe. /metrics reads and renders every series of
 the process (Prometheus multiprocess mode), more work than a probe: its answers are held
 to 200 ms at the 95th percentile and to 1 s each, a tenth of Prometheus's default scrape
-timeout. (A model service renders it on its
-event loop, services/fastpath.py: in BentoML's worker thread it took up to 0.5 s here.)"""
+timeout. (A model service renders it on its event loop, services/fastpath.py: in
+BentoML's worker thread it took up to 0.5 s here.)"""
 
 from __future__ import annotations
 
